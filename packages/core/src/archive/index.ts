@@ -1,0 +1,2 @@
+/** Public surface of archive/: re-exports only. */
+export {};

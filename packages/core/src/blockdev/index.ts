@@ -1,0 +1,2 @@
+/** Public surface of blockdev/: re-exports only. */
+export {};

@@ -1,0 +1,2 @@
+/** Public surface of changes/: re-exports only. */
+export {};

@@ -1,0 +1,2 @@
+/** Public surface of fs/: re-exports only. */
+export {};

@@ -1,0 +1,9 @@
+/** @graphdriver/core public surface: re-exports only. */
+export * from './errors.js';
+export * from './id.js';
+export * from './driver.js';
+export * from './fs/index.js';
+export * from './archive/index.js';
+export * from './changes/index.js';
+export * from './quota/index.js';
+export * from './blockdev/index.js';

@@ -1,0 +1,2 @@
+/** Public surface of quota/: re-exports only. */
+export {};
