@@ -1,7 +1,8 @@
 /** Driver option schemas: moby-style strings and objects, typed results, and errors that name key and value. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { defineOptions, InvalidOptionError, parseBool, parseKeyValue, parseStorageOpt } from '../src/index.js';
+import { InvalidOptionError } from '../src/errors.js';
+import { defineOptions, parseBool, parseKeyValue, parseStorageOpt } from '../src/options.js';
 
 const overlay = defineOptions({
   prefix: 'overlay',

@@ -1,7 +1,8 @@
 /** Size parsing and printing against go-units' own behaviour (RAMInBytes, FromHumanSize, HumanSize, BytesSize). */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { bytesSize, formatGoG, fromHumanSize, humanSize, InvalidOptionError, ramInBytes } from '../src/index.js';
+import { InvalidOptionError } from '../src/errors.js';
+import { bytesSize, formatGoG, fromHumanSize, humanSize, ramInBytes } from '../src/size.js';
 
 const KiB = 1024;
 const MiB = KiB * 1024;

@@ -1,2 +1,4 @@
 /** Public surface of fs/: re-exports only. */
-export {};
+export * from './fsmagic.js';
+export * from './mountinfo.js';
+export * from './locks.js';
