@@ -1,11 +1,28 @@
-// Module entry: each concern file registers its functions on the exports object.
+/*
+ * Module entry: creates the `constants` object, then lets each concern file register its
+ * functions and constants on the exports.
+ */
 #include <napi.h>
 
+#include "errors.h"
+
+namespace gd {
+void InitAt(Napi::Env env, Napi::Object exports);
+void InitXattr(Napi::Env env, Napi::Object exports);
+void InitFiles(Napi::Env env, Napi::Object exports);
+}  // namespace gd
+
+namespace {
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("ping", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
-    return Napi::String::New(info.Env(), "pong");
-  }));
+  exports.Set("constants", Napi::Object::New(env));
+  gd::InitErrors(env, exports);
+  gd::InitAt(env, exports);
+  gd::InitXattr(env, exports);
+  gd::InitFiles(env, exports);
   return exports;
 }
+
+}  // namespace
 
 NODE_API_MODULE(graphdriver_native, Init)

@@ -1,4 +1,9 @@
-import { createRequire } from 'node:module';
-const require = createRequire(import.meta.url);
-const binding = require('../build/Release/graphdriver_native.node') as { ping(): string };
-export const ping = (): string => binding.ping();
+/**
+ * @graphdriver/native: the Linux syscalls Node lacks, for container layer storage. This file only
+ * re-exports; each concern has its own module.
+ */
+export { NativeError, isNativeError } from './errors.js';
+export { O, RESOLVE, AT, S, RENAME, DT, UTIME, XATTR, FS_XFLAG } from './constants.js';
+export * from './at.js';
+export * from './xattr.js';
+export * from './files.js';

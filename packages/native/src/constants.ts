@@ -1,0 +1,54 @@
+/**
+ * The flag constants, as the addon read them from the C headers of the machine it was built on
+ * (open flags differ between architectures, so they are never hard-coded here). Each object is
+ * frozen and typed with its names.
+ */
+import { binding } from './binding.js';
+
+type Names<K extends string> = Readonly<Record<K, number>>;
+
+function group<K extends string>(name: string, keys: readonly K[]): Names<K> {
+  const raw = binding.constants[name];
+  if (raw === undefined) throw new Error(`@graphdriver/native: the addon has no constants ${name}`);
+  for (const key of keys) {
+    if (typeof raw[key] !== 'number') throw new Error(`@graphdriver/native: the addon has no constant ${name}.${key}`);
+  }
+  return Object.freeze({ ...raw }) as Names<K>;
+}
+
+/** open(2) / openat2 flags. */
+export const O = group('O', [
+  'RDONLY', 'WRONLY', 'RDWR', 'CREAT', 'EXCL', 'TRUNC', 'APPEND', 'NOFOLLOW', 'DIRECTORY', 'CLOEXEC', 'PATH',
+  'NONBLOCK', 'NOCTTY', 'TMPFILE', 'NOATIME', 'DIRECT', 'SYNC', 'DSYNC', 'LARGEFILE',
+] as const);
+
+/** openat2's `how.resolve`. */
+export const RESOLVE = group('RESOLVE', ['NO_XDEV', 'NO_MAGICLINKS', 'NO_SYMLINKS', 'BENEATH', 'IN_ROOT', 'CACHED'] as const);
+
+/** *at flags and AT.FDCWD. */
+export const AT = group('AT', [
+  'FDCWD', 'SYMLINK_NOFOLLOW', 'SYMLINK_FOLLOW', 'REMOVEDIR', 'EMPTY_PATH', 'RECURSIVE', 'NO_AUTOMOUNT',
+] as const);
+
+/** File type and mode bits (st_mode, mknod). */
+export const S = group('S', [
+  'IFMT', 'IFREG', 'IFDIR', 'IFLNK', 'IFCHR', 'IFBLK', 'IFIFO', 'IFSOCK', 'ISUID', 'ISGID', 'ISVTX',
+] as const);
+
+/** renameat2 flags. */
+export const RENAME = group('RENAME', ['NOREPLACE', 'EXCHANGE', 'WHITEOUT'] as const);
+
+/** getdents d_type values. */
+export const DT = group('DT', ['UNKNOWN', 'FIFO', 'CHR', 'DIR', 'BLK', 'REG', 'LNK', 'SOCK', 'WHT'] as const);
+
+/** Special `nsec` values for utimensat: set to now, or leave unchanged. */
+export const UTIME = group('UTIME', ['NOW', 'OMIT'] as const);
+
+/** setxattr flags. */
+export const XATTR = group('XATTR', ['CREATE', 'REPLACE'] as const);
+
+/** struct fsxattr fsx_xflags (FS_IOC_FSGETXATTR / FS_IOC_FSSETXATTR). */
+export const FS_XFLAG = group('FS_XFLAG', [
+  'REALTIME', 'PREALLOC', 'IMMUTABLE', 'APPEND', 'SYNC', 'NOATIME', 'NODUMP', 'RTINHERIT', 'PROJINHERIT',
+  'NOSYMLINKS', 'EXTSIZE', 'EXTSZINHERIT', 'NODEFRAG', 'FILESTREAM', 'DAX', 'COWEXTSIZE', 'HASATTR',
+] as const);
