@@ -2,3 +2,4 @@
 export * from './fsmagic.js';
 export * from './mountinfo.js';
 export * from './locks.js';
+export * from './dtype.js';
