@@ -30,7 +30,8 @@ export async function supportsDType(path: string): Promise<boolean> {
 }
 
 async function readDirents(path: string): Promise<Array<[string, number]>> {
-  const dir = await open(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_CLOEXEC);
+  // libuv opens every fd with O_CLOEXEC already.
+  const dir = await open(path, constants.O_RDONLY | constants.O_DIRECTORY);
   try {
     return await getdents(dir.fd);
   } finally {
