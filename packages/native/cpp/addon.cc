@@ -10,6 +10,8 @@ namespace gd {
 void InitAt(Napi::Env env, Napi::Object exports);
 void InitXattr(Napi::Env env, Napi::Object exports);
 void InitFiles(Napi::Env env, Napi::Object exports);
+void InitMount(Napi::Env env, Napi::Object exports);
+void InitNewMount(Napi::Env env, Napi::Object exports);
 }  // namespace gd
 
 namespace {
@@ -20,6 +22,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   gd::InitAt(env, exports);
   gd::InitXattr(env, exports);
   gd::InitFiles(env, exports);
+  gd::InitMount(env, exports);
+  gd::InitNewMount(env, exports);
   return exports;
 }
 

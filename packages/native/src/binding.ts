@@ -44,6 +44,25 @@ export type RawBinding = Both<'openat2', [Int, PathLike, Int, OptInt, OptInt], n
     syncfs(fd: Int): Promise<void>;
     ficlone(destFd: Int, srcFd: Int): Promise<void>;
     copyFileRange(srcFd: Int, destFd: Int, length: Int, srcOffset: OptInt, destOffset: OptInt): Promise<number>;
+    mount(source: PathLike | null, target: PathLike, fstype: string | null, flags: Int, data: string | null | undefined): Promise<void>;
+    umount2(target: PathLike, flags: OptInt): Promise<void>;
+    fsopen(fsName: string, flags: OptInt): Promise<number>;
+    fsconfigSetString(fsfd: Int, key: string, value: string): Promise<void>;
+    fsconfigSetFlag(fsfd: Int, key: string): Promise<void>;
+    fsconfigSetFd(fsfd: Int, key: string, fd: Int): Promise<void>;
+    fsconfigCreate(fsfd: Int): Promise<void>;
+    fsmount(fsfd: Int, flags: OptInt, attrFlags: OptInt): Promise<number>;
+    moveMount(fromDirfd: Int, fromPath: PathLike, toDirfd: Int, toPath: PathLike, flags: OptInt): Promise<void>;
+    openTree(dirfd: Int, path: PathLike, flags: OptInt): Promise<number>;
+    mountSetattr(
+      dirfd: Int,
+      path: PathLike,
+      flags: Int,
+      attrSet: OptInt,
+      attrClr: OptInt,
+      propagation: OptInt,
+      usernsFd: OptInt,
+    ): Promise<void>;
   };
 
 /** The constants as the addon reports them from the C headers it was built with. */

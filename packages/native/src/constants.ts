@@ -52,3 +52,32 @@ export const FS_XFLAG = group('FS_XFLAG', [
   'REALTIME', 'PREALLOC', 'IMMUTABLE', 'APPEND', 'SYNC', 'NOATIME', 'NODUMP', 'RTINHERIT', 'PROJINHERIT',
   'NOSYMLINKS', 'EXTSIZE', 'EXTSZINHERIT', 'NODEFRAG', 'FILESTREAM', 'DAX', 'COWEXTSIZE', 'HASATTR',
 ] as const);
+
+/** mount(2) flags. */
+export const MS = group('MS', [
+  'RDONLY', 'NOSUID', 'NODEV', 'NOEXEC', 'SYNCHRONOUS', 'REMOUNT', 'MANDLOCK', 'DIRSYNC', 'NOSYMFOLLOW', 'NOATIME',
+  'NODIRATIME', 'BIND', 'MOVE', 'REC', 'SILENT', 'POSIXACL', 'UNBINDABLE', 'PRIVATE', 'SLAVE', 'SHARED', 'RELATIME',
+  'STRICTATIME', 'LAZYTIME',
+] as const);
+
+/** umount2 flags. */
+export const MNT = group('MNT', ['FORCE', 'DETACH', 'EXPIRE', 'UMOUNT_NOFOLLOW'] as const);
+
+/** fsopen flags. */
+export const FSOPEN = group('FSOPEN', ['CLOEXEC'] as const);
+
+/** fsmount flags. */
+export const FSMOUNT = group('FSMOUNT', ['CLOEXEC'] as const);
+
+/** Mount attributes: fsmount's attrFlags and mount_setattr's attrSet/attrClr. */
+export const MOUNT_ATTR = group('MOUNT_ATTR', [
+  'RDONLY', 'NOSUID', 'NODEV', 'NOEXEC', '_ATIME', 'RELATIME', 'NOATIME', 'STRICTATIME', 'NODIRATIME', 'IDMAP', 'NOSYMFOLLOW',
+] as const);
+
+/** move_mount flags (BENEATH: Linux 6.5). */
+export const MOVE_MOUNT = group('MOVE_MOUNT', [
+  'F_SYMLINKS', 'F_AUTOMOUNTS', 'F_EMPTY_PATH', 'T_SYMLINKS', 'T_AUTOMOUNTS', 'T_EMPTY_PATH', 'SET_GROUP', 'BENEATH',
+] as const);
+
+/** open_tree flags. */
+export const OPEN_TREE = group('OPEN_TREE', ['CLONE', 'CLOEXEC'] as const);

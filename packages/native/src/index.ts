@@ -3,7 +3,10 @@
  * re-exports; each concern has its own module.
  */
 export { NativeError, isNativeError } from './errors.js';
-export { O, RESOLVE, AT, S, RENAME, DT, UTIME, XATTR, FS_XFLAG } from './constants.js';
+export {
+  O, RESOLVE, AT, S, RENAME, DT, UTIME, XATTR, FS_XFLAG, MS, MNT, FSOPEN, FSMOUNT, MOUNT_ATTR, MOVE_MOUNT, OPEN_TREE,
+} from './constants.js';
 export * from './at.js';
 export * from './xattr.js';
 export * from './files.js';
+export * from './mount.js';
