@@ -12,6 +12,7 @@ void InitXattr(Napi::Env env, Napi::Object exports);
 void InitFiles(Napi::Env env, Napi::Object exports);
 void InitMount(Napi::Env env, Napi::Object exports);
 void InitNewMount(Napi::Env env, Napi::Object exports);
+void InitLoop(Napi::Env env, Napi::Object exports);
 }  // namespace gd
 
 namespace {
@@ -24,6 +25,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   gd::InitFiles(env, exports);
   gd::InitMount(env, exports);
   gd::InitNewMount(env, exports);
+  gd::InitLoop(env, exports);
   return exports;
 }
 

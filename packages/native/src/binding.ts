@@ -5,6 +5,7 @@
  */
 import { createRequire } from 'node:module';
 import { NativeError } from './errors.js';
+import type { LoopStatus } from './loop.js';
 
 /** A path argument: a string (UTF-8) or the raw bytes of a name. */
 export type PathLike = string | Uint8Array;
@@ -63,6 +64,11 @@ export type RawBinding = Both<'openat2', [Int, PathLike, Int, OptInt, OptInt], n
       propagation: OptInt,
       usernsFd: OptInt,
     ): Promise<void>;
+    loopGetFree(): Promise<number>;
+    loopConfigure(loopFd: Int, backingFd: Int, flags: OptInt, offset: OptInt, sizeLimit: OptInt, blockSize: OptInt): Promise<void>;
+    loopStatus(loopFd: Int): Promise<LoopStatus>;
+    loopClear(loopFd: Int): Promise<void>;
+    loopSetCapacity(loopFd: Int): Promise<void>;
   };
 
 /** The constants as the addon reports them from the C headers it was built with. */

@@ -81,3 +81,6 @@ export const MOVE_MOUNT = group('MOVE_MOUNT', [
 
 /** open_tree flags. */
 export const OPEN_TREE = group('OPEN_TREE', ['CLONE', 'CLOEXEC'] as const);
+
+/** Loop device flags (LOOP_CONFIGURE, LOOP_GET_STATUS64). */
+export const LO_FLAGS = group('LO_FLAGS', ['READ_ONLY', 'AUTOCLEAR', 'PARTSCAN', 'DIRECT_IO'] as const);

@@ -136,7 +136,7 @@ test('symlinkat and readlinkat, also a target of 4095 bytes', () =>
       throwsNative(() => readlinkatSync(dirFd, '.'), { code: 'EINVAL', syscall: 'readlinkat', path: '.' });
     })));
 
-test('linkat makes a hard link; renameat2 NOREPLACE gives EEXIST, EXCHANGE swaps', () =>
+test('linkat makes a hard link; renameat2 NOREPLACE gives EEXIST, EXCHANGE swaps, WHITEOUT leaves a whiteout', () =>
   withTmpDir('at', async (dir) =>
     withDirFd(dir, async (dirFd) => {
       writeFileSync(join(dir, 'a'), 'A');
@@ -153,6 +153,12 @@ test('linkat makes a hard link; renameat2 NOREPLACE gives EEXIST, EXCHANGE swaps
       await renameat2(dirFd, 'b', dirFd, 'c', RENAME.NOREPLACE);
       assert.is(readFileSync(join(dir, 'c'), 'utf8'), 'A');
       await rejectsNative(renameat2(dirFd, 'nope', dirFd, 'd'), { code: 'ENOENT', path: 'nope', dest: 'd' });
+      // WHITEOUT: the source name becomes an overlay whiteout (0/0 character device)
+      renameat2Sync(dirFd, 'c', dirFd, 'moved', RENAME.WHITEOUT);
+      const wh = lstatSync(join(dir, 'c'));
+      assert.ok(wh.isCharacterDevice());
+      assert.is(wh.rdev, 0);
+      assert.is(readFileSync(join(dir, 'moved'), 'utf8'), 'A');
     })));
 
 test('fchownat changes owners, of a symlink itself with SYMLINK_NOFOLLOW', () =>
