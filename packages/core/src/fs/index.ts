@@ -3,3 +3,5 @@ export * from './fsmagic.js';
 export * from './mountinfo.js';
 export * from './locks.js';
 export * from './dtype.js';
+export * from './refmounts.js';
+export * from './unmount.js';

@@ -8,8 +8,11 @@
  * moby and containers/storage use, including its tolerance of spaces in the super options of old
  * cifs mounts.
  */
+import { close } from 'node:fs';
 import { readFile, realpath } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
+import { AT, O, RESOLVE, openat2 } from '@graphdriver/native';
+import { errorCode } from '../errors.js';
 
 /** One line of mountinfo. Paths are unescaped. */
 export interface MountInfo {
@@ -116,9 +119,10 @@ export async function canonicalMountPath(path: string): Promise<string> {
   }
 }
 
-function isAtOrUnder(mountPoint: string, dir: string): boolean {
-  if (mountPoint === dir) return true;
-  return mountPoint.startsWith(dir === '/' ? '/' : `${dir}/`);
+/** True when canonical path `p` is `dir` or lies below it (`/a/bc` is not under `/a/b`). */
+export function isAtOrUnder(p: string, dir: string): boolean {
+  if (p === dir) return true;
+  return p.startsWith(dir === '/' ? '/' : `${dir}/`);
 }
 
 /** The mounts whose mount point is `path` or lies below it, in the kernel's order (parents first). */
@@ -136,9 +140,36 @@ export async function mountAt(path: string): Promise<MountInfo | undefined> {
   return topmost((await mounts()).filter((m) => m.mountPoint === dir));
 }
 
-/** True when something is mounted exactly at `path` (bind mounts included, which st_dev comparison misses). */
+/**
+ * True when something is mounted exactly at `path`, bind mounts included (which st_dev comparison
+ * misses). Fast path as in moby/sys/mountinfo: opening the last component with openat2
+ * RESOLVE_NO_XDEV fails with EXDEV exactly when it is a mount point; any other answer of the
+ * kernel (ENOENT, a dead FUSE mount's ENOTCONN...) falls back to reading the table.
+ */
 export async function isMountPoint(path: string): Promise<boolean> {
-  return (await mountAt(path)) !== undefined;
+  const dir = await canonicalMountPath(path);
+  if (dir === '/') return true;
+  const fast = await mountedByOpenat2(dir);
+  if (fast !== undefined) return fast;
+  return (await mountAt(dir)) !== undefined;
+}
+
+async function mountedByOpenat2(path: string): Promise<boolean | undefined> {
+  let parent: number;
+  try {
+    parent = await openat2(AT.FDCWD, dirname(path), { flags: O.PATH | O.CLOEXEC | O.DIRECTORY });
+  } catch {
+    return undefined;
+  }
+  try {
+    const fd = await openat2(parent, basename(path), { flags: O.PATH | O.CLOEXEC | O.NOFOLLOW, resolve: RESOLVE.NO_XDEV });
+    close(fd, () => undefined);
+    return false;
+  } catch (err) {
+    return errorCode(err) === 'EXDEV' ? true : undefined;
+  } finally {
+    close(parent, () => undefined);
+  }
 }
 
 /** The mount that holds `path`: the topmost mount at the longest mount point that is `path` or one of its ancestors. */
