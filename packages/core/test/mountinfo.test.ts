@@ -3,7 +3,7 @@
  * paths hold spaces, tabs, newlines and backslashes (made with util-linux mount(8) as fixtures).
  */
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { test } from 'uvu';
@@ -140,6 +140,24 @@ test('stacked mounts: mountAt is the one on top; bind mounts count as mount poin
     await run('mount', ['--bind', src, bind]);
     assert.ok(await isMountPoint(bind));
     assert.is((await mountAt(bind))?.root.endsWith('/src'), true);
+  });
+});
+
+test('isMountPoint through symlinks: a symlink to a mount point, a mount under a symlinked parent', async () => {
+  await withTmp(async (dir) => {
+    const real = join(dir, 'real');
+    const mnt = join(real, 'mnt');
+    await mkdir(mnt, { recursive: true });
+    await run('mount', ['-t', 'tmpfs', 'sym', mnt]);
+    await symlink(mnt, join(dir, 'link-to-mnt'));
+    await symlink(real, join(dir, 'link-to-real'));
+    assert.ok(await isMountPoint(join(dir, 'link-to-mnt')));
+    assert.ok(await isMountPoint(join(dir, 'link-to-real', 'mnt')));
+    assert.ok(await isMountPoint(`${mnt}/`));
+    assert.ok(await isMountPoint(join(mnt, 'x', '..')));
+    assert.not.ok(await isMountPoint(join(dir, 'link-to-real')));
+    assert.not.ok(await isMountPoint(join(dir, 'dangling-nothing')));
+    assert.is((await mountAt(join(dir, 'link-to-mnt')))?.source, 'sym');
   });
 });
 

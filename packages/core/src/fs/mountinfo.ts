@@ -8,10 +8,10 @@
  * moby and containers/storage use, including its tolerance of spaces in the super options of old
  * cifs mounts.
  */
-import { close } from 'node:fs';
+import { closeSync, fstatSync } from 'node:fs';
 import { readFile, realpath } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
-import { AT, O, RESOLVE, openat2 } from '@graphdriver/native';
+import { AT, O, RESOLVE, openat2Sync } from '@graphdriver/native';
 import { errorCode } from '../errors.js';
 
 /** One line of mountinfo. Paths are unescaped. */
@@ -143,32 +143,49 @@ export async function mountAt(path: string): Promise<MountInfo | undefined> {
 /**
  * True when something is mounted exactly at `path`, bind mounts included (which st_dev comparison
  * misses). Fast path as in moby/sys/mountinfo: opening the last component with openat2
- * RESOLVE_NO_XDEV fails with EXDEV exactly when it is a mount point; any other answer of the
- * kernel (ENOENT, a dead FUSE mount's ENOTCONN...) falls back to reading the table.
+ * RESOLVE_NO_XDEV fails with EXDEV exactly when it is a mount point. Those two opens are
+ * synchronous on purpose (refmounts asks on every get and put, and two thread-pool round trips
+ * cost more than the mount itself): they only look up names in the parent directory and never
+ * enter the mounted filesystem, so a hung FUSE mount at `path` cannot block them. A symlink as
+ * last component, or any other answer of the kernel (ENOENT, ENOTCONN...), falls back to
+ * resolving the path and reading the table.
  */
 export async function isMountPoint(path: string): Promise<boolean> {
-  const dir = await canonicalMountPath(path);
-  if (dir === '/') return true;
-  const fast = await mountedByOpenat2(dir);
+  const abs = resolve(path);
+  if (abs === '/') return true;
+  const fast = mountedByOpenat2(abs);
   if (fast !== undefined) return fast;
-  return (await mountAt(dir)) !== undefined;
+  const canonical = await canonicalMountPath(abs);
+  if (canonical === '/') return true;
+  if (canonical !== abs) {
+    const again = mountedByOpenat2(canonical);
+    if (again !== undefined) return again;
+  }
+  return (await mountAt(canonical)) !== undefined;
 }
 
-async function mountedByOpenat2(path: string): Promise<boolean | undefined> {
+function mountedByOpenat2(path: string): boolean | undefined {
   let parent: number;
   try {
-    parent = await openat2(AT.FDCWD, dirname(path), { flags: O.PATH | O.CLOEXEC | O.DIRECTORY });
+    parent = openat2Sync(AT.FDCWD, dirname(path), { flags: O.PATH | O.CLOEXEC | O.DIRECTORY });
   } catch {
     return undefined;
   }
   try {
-    const fd = await openat2(parent, basename(path), { flags: O.PATH | O.CLOEXEC | O.NOFOLLOW, resolve: RESOLVE.NO_XDEV });
-    close(fd, () => undefined);
-    return false;
-  } catch (err) {
-    return errorCode(err) === 'EXDEV' ? true : undefined;
+    let fd: number;
+    try {
+      fd = openat2Sync(parent, basename(path), { flags: O.PATH | O.CLOEXEC | O.NOFOLLOW, resolve: RESOLVE.NO_XDEV });
+    } catch (err) {
+      return errorCode(err) === 'EXDEV' ? true : undefined;
+    }
+    try {
+      // O_NOFOLLOW opened the symlink itself: whether its target is a mount is another question.
+      return fstatSync(fd).isSymbolicLink() ? undefined : false;
+    } finally {
+      closeSync(fd);
+    }
   } finally {
-    close(parent, () => undefined);
+    closeSync(parent);
   }
 }
 
