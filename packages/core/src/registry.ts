@@ -214,11 +214,15 @@ async function locatePackage(packageName: string, resolveFrom: readonly string[]
     const file = await findInstalled(packageName, base);
     if (file !== undefined) return pathToFileURL(file).href;
   }
-  try {
-    // Core's own resolution: finds the package where a package manager put it beside core.
-    return import.meta.resolve(packageName);
-  } catch (err) {
-    if (errorCode(err) !== 'ERR_MODULE_NOT_FOUND') throw err;
+  // Core's own resolution: finds the package where a package manager put it beside core.
+  // (import.meta.resolve is synchronous and flag-free from Node 20.6; older 20.x go on below.)
+  if (typeof import.meta.resolve === 'function') {
+    try {
+      const url: unknown = import.meta.resolve(packageName);
+      if (typeof url === 'string') return url;
+    } catch (err) {
+      if (errorCode(err) !== 'ERR_MODULE_NOT_FOUND') throw err;
+    }
   }
   // A CLI or an app run from its project directory has its drivers there, even when core's
   // resolution cannot see them (pnpm without hoisting, core linked from elsewhere).
