@@ -1,2 +1,16 @@
-/** Public surface of archive/: re-exports only. */
-export {};
+/** Public surface of archive/: layer tars (pack, unpack, the entry writer) and whiteout names. */
+export { pack } from './pack.js';
+export { unpack, type UnpackOptions } from './unpack.js';
+export { LayerTarWriter, type PackOptions } from './writer.js';
+export { AbortError } from './abort.js';
+export {
+  WHITEOUT_PREFIX,
+  WHITEOUT_META_PREFIX,
+  WHITEOUT_LINK_DIR,
+  WHITEOUT_OPAQUE_DIR,
+  isOverlayXattr,
+  overlayOpaqueXattr,
+  whiteoutNameFor,
+  type WhiteoutFormat,
+  type OverlayXattrPrefix,
+} from './whiteouts.js';
