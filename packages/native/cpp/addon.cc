@@ -13,6 +13,7 @@ void InitFiles(Napi::Env env, Napi::Object exports);
 void InitMount(Napi::Env env, Napi::Object exports);
 void InitNewMount(Napi::Env env, Napi::Object exports);
 void InitLoop(Napi::Env env, Napi::Object exports);
+void InitQuota(Napi::Env env, Napi::Object exports);
 }  // namespace gd
 
 namespace {
@@ -26,6 +27,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   gd::InitMount(env, exports);
   gd::InitNewMount(env, exports);
   gd::InitLoop(env, exports);
+  gd::InitQuota(env, exports);
   return exports;
 }
 

@@ -82,6 +82,14 @@ class Args {
   uint32_t OptUint32(size_t i, const char* name, uint32_t fallback) {
     return static_cast<uint32_t>(OptInteger(i, name, 0, UINT32_MAX, fallback));
   }
+  // A 32-bit flag word: JS bit operations yield signed int32 (FS_XFLAG.HASATTR | x < 0), so
+  // both the signed and the unsigned reading are accepted.
+  uint32_t Flags32(size_t i, const char* name) {
+    return static_cast<uint32_t>(static_cast<int64_t>(Integer(i, name, INT32_MIN, UINT32_MAX)) & 0xffffffffLL);
+  }
+  uint32_t OptFlags32(size_t i, const char* name, uint32_t fallback) {
+    return IsNullish(i) ? fallback : Flags32(i, name);
+  }
 
   void Path(size_t i, const char* name, PathArg& out);
   void NullablePath(size_t i, const char* name, PathArg& out);

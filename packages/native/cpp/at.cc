@@ -45,7 +45,7 @@ Napi::Value Openat2(const Napi::CallbackInfo& info) {
   int dirfd = a.Fd(0, "dirfd");
   PathArg path;
   a.Path(1, "path", path);
-  uint64_t flags = static_cast<uint64_t>(a.Integer(2, "how.flags", 0, UINT32_MAX));
+  uint64_t flags = a.Flags32(2, "how.flags");
   uint64_t mode = static_cast<uint64_t>(a.OptInteger(3, "how.mode", 0, 07777, 0));
   uint64_t resolve = static_cast<uint64_t>(a.OptInteger(4, "how.resolve", 0, UINT32_MAX, 0));
   if (!a.ok()) return Napi::Value();

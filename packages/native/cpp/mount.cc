@@ -23,7 +23,7 @@ Napi::Value Mount(const Napi::CallbackInfo& info) {
   a.Path(1, "target", target);
   PathArg fstype;
   a.NullablePath(2, "fstype", fstype);
-  unsigned long flags = static_cast<unsigned long>(a.Integer(3, "flags", 0, UINT32_MAX));
+  unsigned long flags = a.Flags32(3, "flags");
   PathArg data;
   a.NullablePath(4, "data", data);
   if (!a.ok()) return Napi::Value();

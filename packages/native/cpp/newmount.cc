@@ -160,7 +160,7 @@ Napi::Value Fsmount(const Napi::CallbackInfo& info) {
   Args a(info);
   int fsfd = a.Fd(0, "fsfd");
   unsigned flags = a.OptUint32(1, "flags", kFsmountCloexec);
-  unsigned attrFlags = a.OptUint32(2, "attrFlags", 0);
+  unsigned attrFlags = a.OptFlags32(2, "attrFlags", 0);
   if (!a.ok()) return Napi::Value();
   return Run<true>(
       a.env(),
@@ -220,8 +220,8 @@ Napi::Value MountSetattr(const Napi::CallbackInfo& info) {
   a.Path(1, "path", path);
   unsigned flags = a.Uint32(2, "flags");
   MountAttr attr{};
-  attr.attr_set = a.OptUint32(3, "attr.attrSet", 0);
-  attr.attr_clr = a.OptUint32(4, "attr.attrClr", 0);
+  attr.attr_set = a.OptFlags32(3, "attr.attrSet", 0);
+  attr.attr_clr = a.OptFlags32(4, "attr.attrClr", 0);
   attr.propagation = a.OptUint32(5, "attr.propagation", 0);
   attr.userns_fd = static_cast<uint64_t>(a.OptInteger(6, "attr.usernsFd", 0, INT32_MAX, 0));
   if (!a.ok()) return Napi::Value();

@@ -6,6 +6,7 @@
 import { createRequire } from 'node:module';
 import { NativeError } from './errors.js';
 import type { LoopStatus } from './loop.js';
+import type { FsXattr, Quota } from './quota.js';
 
 /** A path argument: a string (UTF-8) or the raw bytes of a name. */
 export type PathLike = string | Uint8Array;
@@ -69,6 +70,19 @@ export type RawBinding = Both<'openat2', [Int, PathLike, Int, OptInt, OptInt], n
     loopStatus(loopFd: Int): Promise<LoopStatus>;
     loopClear(loopFd: Int): Promise<void>;
     loopSetCapacity(loopFd: Int): Promise<void>;
+    fsGetXattr(fd: Int): Promise<FsXattr>;
+    fsSetXattr(fd: Int, xflags: OptInt, projid: OptInt): Promise<void>;
+    quotaGet(target: string | Int, type: Int, id: Int): Promise<Quota>;
+    quotaSet(
+      target: string | Int,
+      type: Int,
+      id: Int,
+      blockHardLimit: OptInt,
+      blockSoftLimit: OptInt,
+      inodeHardLimit: OptInt,
+      inodeSoftLimit: OptInt,
+    ): Promise<void>;
+    quotaFormat(target: string | Int, type: Int): Promise<number>;
   };
 
 /** The constants as the addon reports them from the C headers it was built with. */

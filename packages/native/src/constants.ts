@@ -84,3 +84,6 @@ export const OPEN_TREE = group('OPEN_TREE', ['CLONE', 'CLOEXEC'] as const);
 
 /** Loop device flags (LOOP_CONFIGURE, LOOP_GET_STATUS64). */
 export const LO_FLAGS = group('LO_FLAGS', ['READ_ONLY', 'AUTOCLEAR', 'PARTSCAN', 'DIRECT_IO'] as const);
+
+/** Quota format ids (Q_GETFMT). */
+export const QFMT = group('QFMT', ['VFS_OLD', 'VFS_V0', 'OCFS2', 'VFS_V1'] as const);
