@@ -8,5 +8,6 @@ export * from './options.js';
 export * from './size.js';
 export * from './archive/index.js';
 export * from './changes/index.js';
+export * from './naive-diff.js';
 export * from './quota/index.js';
 export * from './blockdev/index.js';
