@@ -56,6 +56,7 @@ export function setXattr(path: string, name: string, value: Buffer | string): vo
 export function mknod(path: string, type: 'char' | 'block' | 'fifo' | 'socket', mode: number, major = 0, minor = 0): void {
   const bits = { char: S.IFCHR, block: S.IFBLK, fifo: S.IFIFO, socket: S.IFSOCK }[type];
   mknodatSync(AT.FDCWD, path, bits | mode, major, minor);
+  if (type !== 'socket') chmodSync(path, mode); // mknod applied the umask
 }
 
 /** A v2 file capability (VFS_CAP_REVISION_2, effective) with bytes >= 0x80: all caps permitted. */
