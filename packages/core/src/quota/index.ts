@@ -1,2 +1,3 @@
 /** Public surface of quota/: re-exports only. */
-export {};
+export { QuotaControl, type QuotaLimit, type QuotaUsage } from './control.js';
+export { inspectQuotaFs, type QuotaFs, type QuotaFsFacts } from './detect.js';
