@@ -14,6 +14,7 @@ void InitMount(Napi::Env env, Napi::Object exports);
 void InitNewMount(Napi::Env env, Napi::Object exports);
 void InitLoop(Napi::Env env, Napi::Object exports);
 void InitQuota(Napi::Env env, Napi::Object exports);
+void InitDm(Napi::Env env, Napi::Object exports);
 }  // namespace gd
 
 namespace {
@@ -28,6 +29,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   gd::InitNewMount(env, exports);
   gd::InitLoop(env, exports);
   gd::InitQuota(env, exports);
+  gd::InitDm(env, exports);
   return exports;
 }
 

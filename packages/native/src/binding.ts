@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { NativeError } from './errors.js';
 import type { LoopStatus } from './loop.js';
 import type { FsXattr, Quota } from './quota.js';
+import type { DmAbi } from './dm.js';
 
 /** A path argument: a string (UTF-8) or the raw bytes of a name. */
 export type PathLike = string | Uint8Array;
@@ -83,6 +84,9 @@ export type RawBinding = Both<'openat2', [Int, PathLike, Int, OptInt, OptInt], n
       inodeSoftLimit: OptInt,
     ): Promise<void>;
     quotaFormat(target: string | Int, type: Int): Promise<number>;
+    dmAbi(): DmAbi;
+    dmOpenControl(): Promise<number>;
+    dmIoctl(controlFd: Int, command: Int, buf: Uint8Array): Promise<Buffer>;
   };
 
 /** The constants as the addon reports them from the C headers it was built with. */

@@ -13,3 +13,4 @@ export * from './files.js';
 export * from './mount.js';
 export * from './loop.js';
 export * from './quota.js';
+export * from './dm.js';

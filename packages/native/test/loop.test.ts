@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { LO_FLAGS, O, loopClear, loopConfigure, loopGetFree, loopSetCapacity, loopStatus } from '../src/index.js';
+import { LO_FLAGS, O, loopClear, loopConfigure, loopSetCapacity, loopStatus } from '../src/index.js';
+import { attachLoop } from './helpers/loop.js';
 import { rejectsNative, withTmpDir } from './helpers/tmp.js';
 
 const sysfs = (n: number, file: string): string => readFileSync(`/sys/block/loop${n}/${file}`, 'utf8').trim();
@@ -23,32 +24,12 @@ async function waitUntil(what: string, cond: () => boolean): Promise<void> {
   assert.unreachable(`timed out waiting until ${what}`);
 }
 
-/** Takes a free loop device (retrying when another process grabs it first) configured on `file`. */
-async function attach(file: string, opts: Parameters<typeof loopConfigure>[2], fileFlags = O.RDONLY): Promise<{ n: number; fd: number }> {
-  const backingFd = openSync(file, fileFlags | O.CLOEXEC);
-  try {
-    for (let attempt = 0; ; attempt++) {
-      const n = await loopGetFree();
-      const fd = openSync(`/dev/loop${n}`, O.RDWR | O.CLOEXEC);
-      try {
-        await loopConfigure(fd, backingFd, opts);
-        return { n, fd };
-      } catch (err) {
-        closeSync(fd);
-        if ((err as { code?: string }).code !== 'EBUSY' || attempt > 5) throw err;
-      }
-    }
-  } finally {
-    closeSync(backingFd);
-  }
-}
-
 test('read-only + autoclear: status shows the backing file, writes fail, the device is gone after close', () =>
   withTmpDir('loop', async (dir) => {
     // a long name: the ioctl's lo_file_name would cut it at 63 bytes
     const file = join(dir, `backing-image-with-a-name-long-enough-to-overflow-lo-file-name.img`);
     writeFileSync(file, Buffer.alloc(4 << 20, 0xab));
-    const { n, fd } = await attach(file, { flags: LO_FLAGS.READ_ONLY | LO_FLAGS.AUTOCLEAR });
+    const { n, fd } = await attachLoop(file, { flags: LO_FLAGS.READ_ONLY | LO_FLAGS.AUTOCLEAR });
     let open = true;
     try {
       const st = await loopStatus(fd);
@@ -79,7 +60,7 @@ test('offset and sizeLimit, loopSetCapacity after growth, explicit loopClear, EB
   withTmpDir('loop', async (dir) => {
     const file = join(dir, 'img');
     writeFileSync(file, Buffer.alloc(2 << 20));
-    const { n, fd } = await attach(file, { offset: 1 << 20 }, O.RDWR);
+    const { n, fd } = await attachLoop(file, { offset: 1 << 20 }, O.RDWR);
     try {
       let st = await loopStatus(fd);
       assert.is(st.offset, 1 << 20);
@@ -104,7 +85,7 @@ test('offset and sizeLimit, loopSetCapacity after growth, explicit loopClear, EB
       closeSync(fd);
     }
     await waitUntil(`loop${n} is cleared`, () => backing(n) === undefined);
-    const sizeLimited = await attach(file, { sizeLimit: 512 * 1024, flags: LO_FLAGS.AUTOCLEAR });
+    const sizeLimited = await attachLoop(file, { sizeLimit: 512 * 1024, flags: LO_FLAGS.AUTOCLEAR });
     try {
       assert.is(Number(sysfs(sizeLimited.n, 'size')) * 512, 512 * 1024);
     } finally {

@@ -8,20 +8,18 @@
  * Debian 6.1 kernel has both; it skips (saying why) only when qemu is not installed.
  */
 import { execFile } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createScratchFs, withScratchFs, type ScratchFsOptions, type ScratchFsType } from '../../core/test/helpers/scratch-fs.js';
 import { FS_XFLAG, QFMT, fsGetXattr, fsSetXattr, quotaFormat, quotaGet, quotaSet, type QuotaTarget } from '../src/index.js';
 import { rejectsNative } from './helpers/tmp.js';
+import { inVmLane, runInVmLane, vmLaneUnavailable } from './helpers/vm-lane.js';
 
 const run = promisify(execFile);
 const MiB = 1 << 20;
-const VM_LANE = '/work/shared/tools/vm-lane.sh';
-const inGuest = process.env.VMLANE_GUEST === '1';
 
 /** The block device mounted at `path`, from mountinfo. */
 function deviceOf(path: string): string {
@@ -96,7 +94,7 @@ test('fsSetXattr sets a project id and PROJINHERIT; new children inherit it; quo
     await withFd(join(dir, 'child'), async (fd) => assert.is((await fsGetXattr(fd)).projid, 4243, 'inherited'));
     await rejectsNative(fsGetXattr(987654), { code: 'EBADF', syscall: 'ioctl(FS_IOC_FSGETXATTR)' });
     await rejectsNative(quotaGet(fs.path, 'project', 1), { code: 'ENOTBLK', syscall: 'quotactl', path: fs.path });
-    if (!inGuest) {
+    if (!inVmLane) {
       // this host's xfs has no quota code at all
       await withFd(fs.path, (fd) => rejectsNative(quotaGet(fd, 'project', 1), { code: 'ENOSYS', syscall: 'quotactl_fd' }));
     }
@@ -150,28 +148,13 @@ if (await kernelHasProjectQuota()) {
         }
       }));
   }
-} else if (inGuest) {
+} else if (inVmLane) {
   test('the qemu lane kernel has project quotas', () => assert.unreachable('a prjquota mount failed inside vm-lane'));
-} else if (!existsSync('/usr/bin/qemu-system-x86_64') || !existsSync(VM_LANE)) {
-  console.warn('quota.test.ts: SKIPPED the project quota tests: this kernel has no project quotas and qemu-system-x86_64 (or vm-lane.sh) is not installed');
+} else if (vmLaneUnavailable()) {
+  console.warn(`quota.test.ts: SKIPPED the project quota tests: this kernel has none and ${vmLaneUnavailable()}`);
 } else {
-  test('project quotas on xfs and ext4 inside the qemu lane (this kernel has none)', async () => {
-    const pkgDir = fileURLToPath(new URL('..', import.meta.url));
-    const workspace = fileURLToPath(new URL('../../..', import.meta.url));
-    try {
-      const { stdout } = await run(VM_LANE, ['node', '--import', 'tsx', 'node_modules/uvu/bin.js', 'test', 'quota\\.test\\.ts$'], {
-        cwd: pkgDir,
-        env: { ...process.env, VMLANE_SHARE: workspace, FORCE_COLOR: '0' },
-        maxBuffer: 16 * MiB,
-        timeout: 180_000,
-      });
-      const passed = /Passed:\s+(\d+)/.exec(stdout);
-      assert.ok(passed && Number(passed[1]) === quotaFilesystems.length + 1, `guest run:\n${stdout}`);
-    } catch (err) {
-      const e = err as { stdout?: string; stderr?: string; message: string };
-      assert.unreachable(`vm-lane run failed: ${e.message}\n${e.stdout ?? ''}\n${e.stderr ?? ''}`);
-    }
-  });
+  test('project quotas on xfs and ext4 inside the qemu lane (this kernel has none)', () =>
+    runInVmLane('quota\\.test\\.ts$', quotaFilesystems.length + 1));
 }
 
 test.run();
