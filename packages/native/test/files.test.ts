@@ -3,6 +3,7 @@
  * reflink=1, EOPNOTSUPP on ext4, EXDEV across the two.
  */
 import { closeSync, lstatSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -59,6 +60,8 @@ test('FICLONE shares extents on xfs reflink=1, gives EOPNOTSUPP on ext4 and EXDE
       await withFds([[src, O.RDONLY], [join(xfs.path, 'clone'), O.WRONLY | O.CREAT]], (s, d) => ficlone(d!, s!));
       assert.ok(readFileSync(join(xfs.path, 'clone')).equals(data));
       assert.is(statSync(join(xfs.path, 'clone')).size, data.length);
+      // a clone, not a copy: its extents are marked shared
+      assert.match(execFileSync('filefrag', ['-v', join(xfs.path, 'clone')], { encoding: 'utf8' }), /shared/);
 
       const e4src = join(ext4.path, 'src');
       writeFileSync(e4src, data);
