@@ -205,6 +205,34 @@ test('id mappings: host ids are written as container ids, and container ids unpa
   }
 });
 
+test('owners are exact in set-gid directories, also when a directory’s group changes mid-archive', async () => {
+  const base = scratchDir('sgid');
+  try {
+    mkdirSync(`${base}/root/pre`, { recursive: true });
+    const tar = craftTar([
+      { name: 's/', mode: 0o2775, gid: 5 },
+      { name: 's/f', data: 'x' }, // root:root inside a set-gid dir of group 5
+      { name: 's/sub/', mode: 0o755 }, // inherits set-gid and group 5 from mkdir, then takes 0:0
+      { name: 's/sub/g', data: 'y' },
+      { name: 'pre/a', data: 'a' }, // caches pre/ (group 0)
+      { name: 'pre/', mode: 0o2775, gid: 9 }, // dir over dir: group and set-gid change
+      { name: 'pre/b', data: 'b' },
+      { name: 'pre/l', kind: 'symlink', linkname: 'b' },
+    ]);
+    await unpack(`${base}/root`, streamOf(tar));
+    const st = (rel: string) => fstatatSync(AT.FDCWD, `${base}/root/${rel}`, AT.SYMLINK_NOFOLLOW);
+    assert.equal([st('s').gid, st('s').mode & 0o7777], [5, 0o2775]);
+    assert.equal([st('s/f').uid, st('s/f').gid], [0, 0]);
+    assert.equal([st('s/sub').gid, st('s/sub').mode & 0o7777], [0, 0o755]);
+    assert.is(st('s/sub/g').gid, 0);
+    assert.equal([st('pre').gid, st('pre').mode & 0o7777], [9, 0o2775]);
+    assert.is(st('pre/b').gid, 0);
+    assert.is(st('pre/l').gid, 0);
+  } finally {
+    removeDir(base);
+  }
+});
+
 test('LayerTarWriter: entries in call order even without awaiting, whiteouts, finalize', async () => {
   const base = scratchDir('writer');
   try {

@@ -13,7 +13,7 @@
  * of container root). Directory fds are O_PATH and cached (LRU) because consecutive entries share
  * parents; the unpacker invalidates the cache whenever it removes or replaces something.
  */
-import { closeSync } from 'node:fs';
+import { closeSync, fstatSync } from 'node:fs';
 import { AT, O, RESOLVE, S, fchmodatSync, fchownatSync, fstatatSync, mkdiratSync, openat2Sync, readlinkatSync } from '@graphdriver/native';
 import { ArchiveBreakoutError, errorCode } from '../errors.js';
 
@@ -32,6 +32,9 @@ export interface ResolverOptions {
 
 export class RootResolver {
   private readonly cache = new Map<string, number>();
+  /** gid of each cached directory (a new entry's group unless chowned), see groupOf. */
+  private readonly gids = new Map<number, number>();
+  private rootGid: number | undefined;
   private readonly maxCached: number;
 
   constructor(
@@ -70,15 +73,36 @@ export class RootResolver {
     return fd;
   }
 
-  /** Forget (and close) the cached fds of `rel` and below (a symlink or file there was replaced). */
+  /**
+   * The gid of directory fd `fd` as returned by dir(): what a new entry inside gets as its group
+   * when the directory is set-gid or the filesystem is mounted grpid, else the creator's egid.
+   */
+  groupOf(fd: number): number {
+    if (fd === this.rootFd) {
+      this.rootGid ??= fstatSync(fd).gid;
+      return this.rootGid;
+    }
+    let gid = this.gids.get(fd);
+    if (gid === undefined) {
+      gid = fstatSync(fd).gid;
+      this.gids.set(fd, gid);
+    }
+    return gid;
+  }
+
+  /** Forget (and close) the cached fds of `rel` and below (replaced, or its owner changed). */
   invalidate(rel: string): void {
     const prefix = `${rel}/`;
     for (const [key, fd] of this.cache) {
-      if (key === rel || key.startsWith(prefix)) {
-        this.cache.delete(key);
-        closeSync(fd);
-      }
+      if (key === rel || key.startsWith(prefix)) this.drop(key, fd);
     }
+    if (rel === '') this.rootGid = undefined;
+  }
+
+  private drop(key: string, fd: number): void {
+    this.cache.delete(key);
+    this.gids.delete(fd);
+    closeSync(fd);
   }
 
   /**
@@ -87,23 +111,21 @@ export class RootResolver {
    */
   invalidateAllBut(keep: string): void {
     for (const [key, fd] of this.cache) {
-      if (key === keep) continue;
-      this.cache.delete(key);
-      closeSync(fd);
+      if (key !== keep) this.drop(key, fd);
     }
   }
 
   clear(): void {
     for (const fd of this.cache.values()) closeSync(fd);
     this.cache.clear();
+    this.gids.clear();
   }
 
   private remember(rel: string, fd: number): void {
     this.cache.set(rel, fd);
     while (this.cache.size > this.maxCached) {
       const [oldest, oldFd] = this.cache.entries().next().value as [string, number];
-      this.cache.delete(oldest);
-      closeSync(oldFd);
+      this.drop(oldest, oldFd);
     }
   }
 

@@ -253,6 +253,7 @@ export function readLayerTar(input: Readable, handler: EntryHandler, opts: ReadO
         return;
       }
       current = sink;
+      // Needed: streamx emits 'error' on an entry stream the Extract destroys with an error.
       stream.on('error', fail);
       if (sink === null) {
         stream.on('end', () => next());

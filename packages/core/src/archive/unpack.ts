@@ -202,6 +202,8 @@ class LayerUnpacker {
   private readonly toHost: IdTranslator;
   private readonly resolver: RootResolver;
   private readonly umask = currentUmask();
+  private readonly euid = process.geteuid?.() ?? -1;
+  private readonly egid = process.getegid?.() ?? -1;
   private readonly opaqueXattr: string;
   /** 'apply' only: what this tar created (and their ancestors), spared by opaque markers. */
   private readonly created: Set<string> | undefined;
@@ -387,11 +389,15 @@ class LayerUnpacker {
     } catch (err) {
       if (errorCode(err) !== 'EEXIST') throw err;
       const existing = fstatatSync(fd, t.base, AT.SYMLINK_NOFOLLOW);
-      // Directory over directory keeps the contents and takes the new metadata.
       if ((existing.mode & S.IFMT) !== S.IFDIR) {
         this.removeExisting(t);
         fd = this.resolver.dir(t.parentRel, t.name) as number;
         mkdiratSync(fd, t.base, entry.mode & 0o777);
+      } else {
+        // Directory over directory keeps the contents and takes the new metadata; its cached fd
+        // (and the group recorded with it) is dropped, the owner is about to change.
+        this.resolver.invalidate(t.name);
+        fd = this.resolver.dir(t.parentRel, t.name) as number;
       }
     }
     this.chownAt(fd, t.base, uid, gid);
@@ -456,7 +462,7 @@ class LayerUnpacker {
   }
 
   private finishFile(fd: number, parentFd: number, t: Target, entry: TarEntry, uid: number, gid: number): void {
-    this.chown(() => fchownSync(fd, uid, gid), t.name, uid, gid);
+    if (!this.ownedAlready(parentFd, uid, gid)) this.chown(() => fchownSync(fd, uid, gid), t.name, uid, gid);
     if (this.hasXattrs(entry)) this.setXattrs(entry, (n, v) => fsetxattrSync(fd, n, v), t.name);
     // chown clears set-id bits and open() applied the umask: re-apply the mode only when it matters.
     if ((entry.mode & 0o7000) !== 0 || (entry.mode & this.umask) !== 0) fchmodSync(fd, entry.mode);
@@ -465,7 +471,7 @@ class LayerUnpacker {
 
   private createSymlink(t: Target, entry: TarEntry, uid: number, gid: number): void {
     const fd = this.makeReplacing(t, (dir) => symlinkatSync(entry.linkname, dir, t.base));
-    this.chownAt(fd, t.base, uid, gid);
+    if (!this.ownedAlready(fd, uid, gid)) this.chownAt(fd, t.base, uid, gid);
     if (this.hasXattrs(entry)) this.setXattrs(entry, (n, v) => lsetxattrSync(procPath(fd, t.base), n, v), t.name);
     utimensatSync(fd, t.base, latest(entry.atime, entry.mtime), entry.mtime, AT.SYMLINK_NOFOLLOW);
   }
@@ -475,7 +481,7 @@ class LayerUnpacker {
     const fd = this.makeReplacing(t, (dir) =>
       mknodatSync(dir, t.base, type | (entry.mode & 0o7777), entry.devmajor, entry.devminor),
     );
-    this.chownAt(fd, t.base, uid, gid);
+    if (!this.ownedAlready(fd, uid, gid)) this.chownAt(fd, t.base, uid, gid);
     if (this.hasXattrs(entry)) this.setXattrs(entry, (n, v) => lsetxattrSync(procPath(fd, t.base), n, v), t.name);
     if ((entry.mode & 0o7000) !== 0 || (entry.mode & this.umask) !== 0) {
       fchmodatSync(fd, t.base, entry.mode, AT.SYMLINK_NOFOLLOW);
@@ -563,6 +569,15 @@ class LayerUnpacker {
     const id = this.toHost.gid(entry.gid);
     if (id === undefined) throw new InvalidArchiveError(`gid ${entry.gid} has no host id in the id mappings`, name);
     return id;
+  }
+
+  /**
+   * True when a node just created in `parentFd` already has owner uid:gid: we made it as that
+   * user, and its group is `gid` whether it came from our egid or from the parent (set-gid
+   * directory, grpid mount). Saves a chown per file for the usual root-owned layer content.
+   */
+  private ownedAlready(parentFd: number, uid: number, gid: number): boolean {
+    return uid === this.euid && gid === this.egid && this.resolver.groupOf(parentFd) === gid;
   }
 
   private chownAt(dirFd: number, base: string, uid: number, gid: number): void {
