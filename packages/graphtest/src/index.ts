@@ -1,0 +1,20 @@
+/** @graphdriver/graphtest public surface: re-exports only. */
+export { conformance, conformanceCases, resolveCapabilities, type ConformanceOptions } from './conformance.js';
+export type { Capabilities, CaseContext, DriverFactory, ResolvedCapabilities } from './context.js';
+export {
+  runCases,
+  skipCase,
+  CaseSkipped,
+  caseMatches,
+  parseSkipList,
+  formatCaseLine,
+  formatSummaryLine,
+  type Case,
+  type CaseResult,
+  type CaseStatus,
+  type Report,
+  type RunCasesOptions,
+} from './runner.js';
+export { treeDigest, diffDigests, assertSameTree, type DigestEntry, type DigestOptions, type TreeDigest } from './digest.js';
+export { buildTar, listTar, type TarEntry, type ListedEntry } from './tar.js';
+export * as fixtures from './fixtures.js';
