@@ -1,0 +1,66 @@
+/**
+ * Where vfs keeps things - a format shared with moby's and containers/storage's vfs:
+ * `<home>/dir/<id>` holds each layer's full tree; `<home>/staging/` holds layers being made (renamed
+ * into `dir/` only when complete) and layers being removed (renamed out of `dir/` first, so that a
+ * crash never leaves half a layer under a valid id). Read-only additional image stores keep their
+ * layers at `<store>/vfs/dir/<id>`.
+ */
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { errorCode, isValidLayerId, type IdMappings } from '@graphdriver/core';
+
+export const DRIVER_NAME = 'vfs';
+
+export class Layout {
+  readonly layersDir: string;
+  readonly stagingDir: string;
+
+  constructor(
+    readonly home: string,
+    /** Roots of additional read-only image stores. */
+    readonly imageStores: readonly string[],
+  ) {
+    this.layersDir = join(home, 'dir');
+    this.stagingDir = join(home, 'staging');
+  }
+
+  /** The layer's directory in this store (whether it exists or not). `id` must be valid. */
+  layerDir(id: string): string {
+    return join(this.layersDir, id);
+  }
+
+  /** The directory of layer `id` in this store or else in an additional store, if it exists. */
+  async find(id: string): Promise<{ dir: string; readOnly: boolean } | undefined> {
+    if (await isDirectory(this.layerDir(id))) return { dir: this.layerDir(id), readOnly: false };
+    for (const store of this.imageStores) {
+      const dir = join(store, DRIVER_NAME, 'dir', id);
+      if (await isDirectory(dir)) return { dir, readOnly: true };
+    }
+    return undefined;
+  }
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch (err) {
+    if (errorCode(err) === 'ENOENT' || errorCode(err) === 'ENOTDIR') return false;
+    throw err;
+  }
+}
+
+/** Whether a name under `<home>/dir` is a layer (ids are validated; anything else is not ours). */
+export function isLayerName(name: string): boolean {
+  return isValidLayerId(name);
+}
+
+/** The host uid/gid that container root maps to (0/0 without mappings), owner of a new layer's root. */
+export function hostRoot(mappings: IdMappings | undefined): { uid: number; gid: number } {
+  const find = (maps: IdMappings['uidMap'] | undefined): number => {
+    if (maps === undefined || maps.length === 0) return 0;
+    const m = maps.find((r) => r.containerId <= 0 && 0 < r.containerId + r.size);
+    if (m === undefined) throw new RangeError('the id mappings do not map container root (0)');
+    return m.hostId - m.containerId;
+  };
+  return { uid: find(mappings?.uidMap), gid: find(mappings?.gidMap) };
+}
