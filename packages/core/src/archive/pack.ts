@@ -32,7 +32,7 @@ export function pack(root: string, opts: PackOptions = {}): Readable {
     for (const name of sortedNames(names)) {
       const rel = dirRel === '' ? name : `${dirRel}/${name}`;
       if (opts.excludeAufsMetadata === true && isAufsMetadata(rel)) continue;
-      if ((await writer.addEntry(root, rel)) === 'directory') await walk(rel);
+      if ((await writer.addTreeEntry(root, rel)) === 'directory') await walk(rel);
     }
   };
   walk('')

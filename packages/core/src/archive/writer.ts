@@ -12,10 +12,22 @@
  * goes out in bounded chunks, and an entry's size is written exactly even if the file changes
  * while it is read, so the tar stays well-formed.
  */
-import { closeSync, openSync, readSync, constants as fsConstants } from 'node:fs';
+import { closeSync, readSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { debuglog } from 'node:util';
-import { AT, S, fstatatSync, lgetxattrSync, llistxattrSync, readlinkatSync, type NativeStat } from '@graphdriver/native';
+import {
+  AT,
+  O,
+  S,
+  fgetxattrSync,
+  flistxattrSync,
+  fstatatSync,
+  lgetxattrSync,
+  llistxattrSync,
+  openat2Sync,
+  readlinkatSync,
+  type NativeStat,
+} from '@graphdriver/native';
 import type { IdMappings } from '../driver.js';
 import { GraphDriverError, InvalidOptionError, OperationFailedError, errorCode } from '../errors.js';
 import { AbortError, abortErrorFrom } from './abort.js';
@@ -56,6 +68,13 @@ export type AddedKind = 'directory' | 'other' | 'skipped';
 
 /** Files up to this size are read in one go into the buffer that also holds their header. */
 const SMALL_FILE = 256 * 1024;
+/** pack() hands the stream entries in batches of about this size (fewer, larger chunks). */
+const BATCH = 64 * 1024;
+/**
+ * Reading a file must not change the layer: O_NOATIME spares the atime update (a journaled inode
+ * write per file under relatime). It needs ownership or CAP_FOWNER; without, EPERM, and we stop asking.
+ */
+let noAtime = O.NOATIME;
 /** Larger files go out in chunks of this size. */
 const CHUNK = 512 * 1024;
 
@@ -87,10 +106,13 @@ export class LayerTarWriter {
   private readonly toContainer: IdTranslator;
   private readonly opaqueXattr: string;
   private readonly seenInodes = new Map<string, string>();
+  private readonly dirFds = new Map<string, number>();
   private tail: Promise<unknown> = Promise.resolve();
   private drained: (() => void) | undefined;
   private failure: Error | undefined;
   private finalized = false;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
   private readonly onAbort: (() => void) | undefined;
 
   constructor(opts: PackOptions = {}) {
@@ -104,6 +126,8 @@ export class LayerTarWriter {
         // After finalize() the stream ends and auto-destroys: that is not a failure.
         if (err !== null || !this.finalized) this.failure ??= err ?? new Error('the tar stream was destroyed');
         this.wake();
+        // An add in progress may still use a directory fd: close them once it has settled.
+        void this.tail.then(() => this.closeDirFds());
         this.detachSignal();
         cb(err);
       },
@@ -129,7 +153,23 @@ export class LayerTarWriter {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.serialize(() => this.writeEntry(root, rel));
+    return this.serialize(async () => {
+      const kind = await this.writeEntry(root, rel);
+      await this.flush();
+      return kind;
+    });
+  }
+
+  /**
+   * pack()'s add: `rel` comes from a directory listing (already clean), and small entries are
+   * batched until about 64 KiB are pending instead of being pushed one by one.
+   */
+  addTreeEntry(root: string, rel: string): Promise<AddedKind> {
+    return this.serialize(async () => {
+      const kind = await this.writeEntry(root, rel);
+      if (this.pendingBytes >= BATCH) await this.flush();
+      return kind;
+    });
   }
 
   /** Add the `.wh.<name>` entry that deletes `relPath` (mode 0, root-owned, mtime 0: deterministic). */
@@ -140,15 +180,20 @@ export class LayerTarWriter {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.serialize(() => this.push(encodeHeader(plainFile(name, 0, 0, 0, 0))));
+    return this.serialize(async () => {
+      this.queue(encodeHeader(plainFile(name, 0, 0, 0, 0)));
+      await this.flush();
+    });
   }
 
   /** Write the end-of-archive marker and end the stream. */
   finalize(): Promise<void> {
     return this.serialize(async () => {
       if (this.finalized) return; // a second finalize() is a no-op
+      this.queue(END_OF_ARCHIVE);
+      await this.flush();
       this.finalized = true;
-      await this.push(END_OF_ARCHIVE);
+      this.closeDirFds();
       this.stream.push(null);
       this.detachSignal();
     }, true);
@@ -157,6 +202,8 @@ export class LayerTarWriter {
   /** Stop: the stream emits `err` (if given) and every pending or later add rejects. */
   destroy(err?: Error): void {
     this.failure ??= err ?? new Error('the tar writer was destroyed');
+    this.pending = [];
+    this.pendingBytes = 0;
     this.stream.destroy(err);
   }
 
@@ -187,6 +234,20 @@ export class LayerTarWriter {
     if (this.onAbort !== undefined) this.opts.signal?.removeEventListener('abort', this.onAbort);
   }
 
+  private queue(buf: Buffer): void {
+    this.pending.push(buf);
+    this.pendingBytes += buf.length;
+  }
+
+  /** Push what is queued as one chunk. */
+  private async flush(): Promise<void> {
+    if (this.pendingBytes === 0) return;
+    const buf = this.pending.length === 1 ? (this.pending[0] as Buffer) : Buffer.concat(this.pending, this.pendingBytes);
+    this.pending = [];
+    this.pendingBytes = 0;
+    await this.push(buf);
+  }
+
   /** Push bytes; wait while the consumer is behind. */
   private async push(buf: Buffer): Promise<void> {
     this.check();
@@ -197,32 +258,74 @@ export class LayerTarWriter {
     this.check();
   }
 
+  /** An O_PATH fd of `root/parentRel`; a few are kept since a walk returns to a parent often. */
+  private parentFd(root: string, parentRel: string): number {
+    const key = `${root}\0${parentRel}`;
+    const hit = this.dirFds.get(key);
+    if (hit !== undefined) return hit;
+    const fd = openat2Sync(AT.FDCWD, parentRel === '' ? root : `${root}/${parentRel}`, {
+      flags: O.PATH | O.DIRECTORY | O.CLOEXEC,
+    });
+    this.dirFds.set(key, fd);
+    if (this.dirFds.size > 16) {
+      const [oldKey, oldFd] = this.dirFds.entries().next().value as [string, number];
+      this.dirFds.delete(oldKey);
+      closeSync(oldFd);
+    }
+    return fd;
+  }
+
+  private closeDirFds(): void {
+    for (const fd of this.dirFds.values()) closeSync(fd);
+    this.dirFds.clear();
+  }
+
   private async writeEntry(root: string, rel: string): Promise<AddedKind> {
     if (this.opts.excludeAufsMetadata === true && isAufsMetadata(rel)) return 'skipped';
-    const path = `${root}/${rel}`;
+    const slash = rel.lastIndexOf('/');
+    const base = rel.slice(slash + 1);
     let st: NativeStat;
+    let dirFd: number;
     try {
-      st = fstatatSync(AT.FDCWD, path, AT.SYMLINK_NOFOLLOW);
+      dirFd = this.parentFd(root, slash < 0 ? '' : rel.slice(0, slash));
+      st = fstatatSync(dirFd, base, AT.SYMLINK_NOFOLLOW);
     } catch (err) {
       throw wrap(err, rel);
     }
     const kind = KIND_OF[st.mode & S.IFMT];
     if (kind === undefined) return 'skipped'; // sockets: not part of a layer
     try {
-      await this.writeStat(path, rel, kind, st);
+      // overlay whiteout: an empty `.wh.<name>` file with the device's owner and mtime, as moby does.
+      if (this.opts.sourceWhiteouts === 'overlay' && isOverlayWhiteout(kind === 'char', st.rdevMajor, st.rdevMinor)) {
+        this.queue(encodeHeader(plainFile(whiteoutNameFor(rel), 0o600, st.uid, st.gid, st.mtime.sec)));
+      } else if (kind === 'file') {
+        // Regular files are opened first: xattrs come from the fd, data follows from it.
+        const fd = openForReading(dirFd, base);
+        try {
+          await this.writeStat(`${root}/${rel}`, rel, kind, st, readXattrs((n) => fgetxattrSync(fd, n), () => flistxattrSync(fd)), fd);
+        } finally {
+          closeSync(fd);
+        }
+      } else {
+        const path = `${root}/${rel}`;
+        const xattrs = readXattrs((n) => lgetxattrSync(path, n), () => llistxattrSync(path));
+        await this.writeStat(path, rel, kind, st, xattrs, -1, kind === 'symlink' ? readlinkatSync(dirFd, base) : '');
+      }
     } catch (err) {
       throw wrap(err, rel);
     }
     return kind === 'dir' ? 'directory' : 'other';
   }
 
-  private async writeStat(path: string, rel: string, kind: EntryKind, st: NativeStat): Promise<void> {
-    // overlay whiteout: an empty `.wh.<name>` file with the device's owner and mtime, as moby does.
-    if (this.opts.sourceWhiteouts === 'overlay' && isOverlayWhiteout(kind === 'char', st.rdevMajor, st.rdevMinor)) {
-      await this.push(encodeHeader(plainFile(whiteoutNameFor(rel), 0o600, st.uid, st.gid, st.mtime.sec)));
-      return;
-    }
-    const xattrs = readXattrs(path);
+  private async writeStat(
+    path: string,
+    rel: string,
+    kind: EntryKind,
+    st: NativeStat,
+    xattrs: Array<[string, Buffer]>,
+    fd: number,
+    linkname = '',
+  ): Promise<void> {
     let opaque = false;
     if (this.opts.sourceWhiteouts === 'overlay' && kind === 'dir') {
       const value = xattrs.find(([n]) => n === this.opaqueXattr)?.[1];
@@ -239,7 +342,7 @@ export class LayerTarWriter {
       gid,
       size: kind === 'file' ? st.size : 0,
       mtime: st.mtime.sec,
-      linkname: kind === 'symlink' ? readlinkatSync(AT.FDCWD, path) : '',
+      linkname,
       devmajor: kind === 'char' || kind === 'block' ? st.rdevMajor : 0,
       devminor: kind === 'char' || kind === 'block' ? st.rdevMinor : 0,
       xattrs: xattrs.filter(([n]) => !isOverlayXattr(n)),
@@ -256,12 +359,12 @@ export class LayerTarWriter {
       }
     }
     if (header.kind === 'file' && header.size > 0) {
-      await this.writeFile(path, header);
+      await this.writeFileData(fd, path, header);
     } else {
-      await this.push(encodeHeader(header));
+      this.queue(encodeHeader(header));
     }
     if (opaque) {
-      await this.push(encodeHeader(plainFile(`${rel}/${WHITEOUT_OPAQUE_DIR}`, st.mode & 0o777, uid, gid, 0)));
+      this.queue(encodeHeader(plainFile(`${rel}/${WHITEOUT_OPAQUE_DIR}`, st.mode & 0o777, uid, gid, 0)));
     }
   }
 
@@ -274,21 +377,21 @@ export class LayerTarWriter {
   }
 
   /** Header, exactly `size` bytes of data (zero-filled if the file shrank meanwhile), padding. */
-  private async writeFile(path: string, header: EntryHeader): Promise<void> {
+  private async writeFileData(fd: number, path: string, header: EntryHeader): Promise<void> {
     const size = header.size;
     const head = encodeHeader(header);
-    const fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
-    try {
+    {
       if (size <= SMALL_FILE) {
         const buf = Buffer.allocUnsafe(head.length + size + paddingFor(size));
         head.copy(buf, 0);
         const got = readFully(fd, buf, head.length, size, 0);
         if (got < size) debug('archive: %s shrank while it was packed; zero-filled', path);
         buf.fill(0, head.length + got);
-        await this.push(buf);
+        this.queue(buf);
         return;
       }
-      await this.push(head);
+      this.queue(head);
+      await this.flush();
       let done = 0;
       while (done < size) {
         const want = Math.min(CHUNK, size - done);
@@ -303,10 +406,23 @@ export class LayerTarWriter {
       }
       const pad = paddingFor(size);
       if (pad > 0) await this.push(Buffer.alloc(pad));
-    } finally {
-      closeSync(fd);
     }
   }
+}
+
+/** Open a regular file (known from fstatat) of `dirFd` for reading, never following a symlink. */
+function openForReading(dirFd: number, base: string): number {
+  // O_NONBLOCK: should the name have become a FIFO since the stat, the open must not hang.
+  const flags = O.RDONLY | O.NOFOLLOW | O.CLOEXEC | O.NONBLOCK;
+  if (noAtime !== 0) {
+    try {
+      return openat2Sync(dirFd, base, { flags: flags | noAtime });
+    } catch (err) {
+      if (errorCode(err) !== 'EPERM') throw err;
+      noAtime = 0;
+    }
+  }
+  return openat2Sync(dirFd, base, { flags });
 }
 
 /** Read up to `len` bytes at `position`; fewer only at end of file. */
@@ -325,23 +441,25 @@ function plainFile(name: string, mode: number, uid: number, gid: number, mtime: 
 }
 
 /**
- * All xattrs of `path` (a symlink's own), binary values. moby turns a v3 file capability (which
- * names a namespace root uid that means nothing elsewhere) into v2.
+ * All xattrs of an entry (a symlink's own), binary values, through `list` and `get` (path or fd
+ * calls). moby turns a v3 file capability (which names a namespace root uid that means nothing
+ * elsewhere) into v2.
  */
-function readXattrs(path: string): Array<[string, Buffer]> {
+function readXattrs(get: (name: string) => Buffer, list: () => string[]): Array<[string, Buffer]> {
   let names: string[];
   try {
-    names = llistxattrSync(path);
+    names = list();
   } catch (err) {
     const code = errorCode(err);
     if (code === 'ENOTSUP' || code === 'EOPNOTSUPP') return [];
     throw err;
   }
+  if (names.length === 0) return [];
   const out: Array<[string, Buffer]> = [];
   for (const name of names) {
     let value: Buffer;
     try {
-      value = lgetxattrSync(path, name);
+      value = get(name);
     } catch (err) {
       if (errorCode(err) === 'ENODATA') continue; // removed meanwhile
       throw err;
