@@ -153,7 +153,13 @@ Napi::Value QuotaSet(const Napi::CallbackInfo& info) {
       [target = std::move(target), type, id, bhard, bsoft, ihard, isoft](SysError& e) {
         struct if_dqblk q;
         std::memset(&q, 0, sizeof q);
-        if (target.Call(Q_GETQUOTA, type, id, &q, e) != 0) return Nothing{};
+        // Read first so that the limits not given keep their values. xfs has no record for an id
+        // that has neither usage nor limits yet and answers ENOENT: that id starts from zero.
+        if (target.Call(Q_GETQUOTA, type, id, &q, e) != 0) {
+          if (e.err != ENOENT) return Nothing{};
+          e = SysError{};
+          std::memset(&q, 0, sizeof q);
+        }
         auto blocks = [](int64_t bytes) { return static_cast<uint64_t>((bytes + QIF_DQBLKSIZE - 1) / QIF_DQBLKSIZE); };
         uint32_t valid = 0;
         if (bhard >= 0) q.dqb_bhardlimit = blocks(bhard);

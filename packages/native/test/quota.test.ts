@@ -129,6 +129,10 @@ if (await kernelHasProjectQuota()) {
           assert.ok(q.spaceUsed >= 8 * MiB && q.spaceUsed <= 10 * MiB, `spaceUsed ${q.spaceUsed}`);
           assert.ok(q.inodesUsed >= 3, 'layer, sub and big are counted');
 
+          // an id that owns no inode yet (xfs keeps no record for it and answers ENOENT to a read)
+          await quotaSet(target, 'project', 4000, { blockHardLimit: 3 * MiB });
+          assert.is((await quotaGet(target, 'project', 4000)).blockHardLimit, 3 * MiB, 'limit on a fresh id');
+
           // other projects are not limited
           const free = await fillUntilError(join(fs.path, 'outside'), 12);
           assert.is(free.error, undefined);
