@@ -18,3 +18,8 @@ export {
 export { treeDigest, diffDigests, assertSameTree, type DigestEntry, type DigestOptions, type TreeDigest } from './digest.js';
 export { buildTar, listTar, type TarEntry, type ListedEntry } from './tar.js';
 export * as fixtures from './fixtures.js';
+export { benchmarks, type BenchmarkOptions } from './bench/benchmarks.js';
+export { benchCases, type BenchCase, type Timer } from './bench/cases.js';
+export { GO_BASELINE, referenceDriversFor, type GoFigure, type ReferenceDriver } from './bench/baseline.js';
+export { formatBenchTable, formatNs, type BenchReport, type BenchResult, type ReferenceFigure } from './bench/report.js';
+export { withJournaledExt4, type Ext4Image } from './bench/ext4-image.js';

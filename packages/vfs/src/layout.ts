@@ -5,7 +5,7 @@
  * crash never leaves half a layer under a valid id). Read-only additional image stores keep their
  * layers at `<store>/vfs/dir/<id>`.
  */
-import { stat } from 'node:fs/promises';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { errorCode, isValidLayerId, type IdMappings } from '@graphdriver/core';
 
@@ -40,11 +40,16 @@ export class Layout {
   }
 }
 
+/**
+ * One synchronous stat: it only looks up a name (no data is read), and a thread-pool round trip
+ * costs ten times the syscall - exists() and get() are called per container operation (moby's Go
+ * does the same blocking stat).
+ */
 async function isDirectory(path: string): Promise<boolean> {
   try {
-    return (await stat(path)).isDirectory();
+    return statSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false;
   } catch (err) {
-    if (errorCode(err) === 'ENOENT' || errorCode(err) === 'ENOTDIR') return false;
+    if (errorCode(err) === 'ENOTDIR') return false;
     throw err;
   }
 }
