@@ -158,13 +158,11 @@ function toEntry(hdr: RawHeader, pax: Map<string, Buffer> | null): TarEntry {
   };
 }
 
+/** tar-stream's own errors (bad checksum, unknown format, truncated data) mean a bad archive. */
 function toArchiveError(err: unknown): unknown {
   if (err instanceof GraphDriverError || err instanceof AbortError) return err;
-  // tar-stream's own errors (bad checksum, unknown format, truncated data) mean a bad archive.
-  if (err instanceof Error && !('errno' in err)) {
-    return new InvalidArchiveError(`not a valid tar: ${err.message}`, undefined, { cause: err });
-  }
-  return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new InvalidArchiveError(`not a valid tar: ${message}`, undefined, { cause: err });
 }
 
 function compressionOf(chunk: Buffer): string | undefined {
@@ -202,6 +200,7 @@ export function readLayerTar(input: Readable, handler: EntryHandler, opts: ReadO
       input.off('data', onData);
       input.off('end', onEnd);
       input.off('error', fail);
+      input.off('close', onClose);
       if (current !== null) {
         current.abort();
         current = null;
@@ -217,14 +216,41 @@ export function readLayerTar(input: Readable, handler: EntryHandler, opts: ReadO
         else debug('archive: cleanup after a failed unpack failed too: %s', cleanupErr);
       }
       if (err === undefined) resolve();
-      else reject(toArchiveError(err));
+      else reject(err);
     };
     const fail = (err: unknown): void => settle(err ?? new Error('unknown failure'));
+    const failArchive = (err: unknown): void => fail(toArchiveError(err));
     const onAbort = (): void => fail(abortErrorFrom(signal as AbortSignal));
 
     const ex = makeExtract((records) => {
       pendingPax = records;
     });
+
+    let currentNext: ((err?: Error | null) => void) | null = null;
+    const onEntryData = (chunk: Buffer): void => {
+      if (settled || current === null) return;
+      try {
+        current.write(chunk);
+      } catch (err) {
+        fail(err);
+      }
+    };
+    const onEntryEnd = (): void => {
+      if (settled) return;
+      const sink = current;
+      const next = currentNext;
+      current = null;
+      currentNext = null;
+      if (sink !== null) {
+        try {
+          sink.end();
+        } catch (err) {
+          fail(err);
+          return;
+        }
+      }
+      next?.();
+    };
 
     ex.on('entry', (header, source, next) => {
       if (settled) return;
@@ -253,34 +279,15 @@ export function readLayerTar(input: Readable, handler: EntryHandler, opts: ReadO
         return;
       }
       current = sink;
+      currentNext = next;
       // Needed: streamx emits 'error' on an entry stream the Extract destroys with an error.
-      stream.on('error', fail);
-      if (sink === null) {
-        stream.on('end', () => next());
-        stream.resume();
-        return;
-      }
-      stream.on('data', (chunk: Buffer) => {
-        if (settled) return;
-        try {
-          sink.write(chunk);
-        } catch (err) {
-          fail(err);
-        }
-      });
-      stream.on('end', () => {
-        if (settled) return;
-        current = null;
-        try {
-          sink.end();
-        } catch (err) {
-          fail(err);
-          return;
-        }
-        next();
-      });
+      stream.on('error', failArchive);
+      // The same two listeners serve every entry (entries come one at a time): no closures per entry.
+      if (sink !== null) stream.on('data', onEntryData);
+      stream.on('end', onEntryEnd);
+      if (sink === null) stream.resume();
     });
-    ex.on('error', fail);
+    ex.on('error', failArchive);
     ex.on('finish', () => settle(undefined));
 
     const onData = (chunk: Buffer | string): void => {
@@ -295,8 +302,14 @@ export function readLayerTar(input: Readable, handler: EntryHandler, opts: ReadO
       }
       if (!ex.write(buf)) input.pause();
     };
+    let ended = false;
     const onEnd = (): void => {
+      ended = true;
       (ex as unknown as { end(): void }).end();
+    };
+    // A stream destroyed by its producer closes without 'end' (and maybe without 'error').
+    const onClose = (): void => {
+      if (!ended) fail(new InvalidArchiveError('the tar stream was closed before its end'));
     };
     ex.on('drain', () => {
       if (!settled) input.resume();
@@ -309,6 +322,7 @@ export function readLayerTar(input: Readable, handler: EntryHandler, opts: ReadO
     signal?.addEventListener('abort', onAbort, { once: true });
     input.on('error', fail);
     input.on('end', onEnd);
+    input.on('close', onClose);
     input.on('data', onData);
   });
 }

@@ -14,7 +14,7 @@
  * of metadata calls, cheaper than a round trip through the thread pool. Directory times are set
  * last, after everything inside them was created.
  */
-import { closeSync, fchmodSync, fchownSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { closeSync, fchmodSync, fchownSync, futimesSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { debuglog } from 'node:util';
@@ -120,6 +120,8 @@ function currentUmask(): number {
 /** A tar name as a clean relative path ('' for the root itself), or ArchiveBreakoutError. */
 export function normalizeEntryName(raw: string): string {
   if (raw.startsWith('/')) throw new ArchiveBreakoutError(raw, 'absolute names are not allowed in a layer tar');
+  // Fast path for the usual `a/b/c` or `a/b/` (no '.', '..' or empty components).
+  if (!raw.includes('//') && !/(^|\/)\.\.?(\/|$)/.test(raw)) return raw.endsWith('/') ? raw.slice(0, -1) : raw;
   const parts: string[] = [];
   for (const part of raw.split('/')) {
     if (part === '' || part === '.') continue;
@@ -210,6 +212,7 @@ class LayerUnpacker {
   private readonly createdAncestors: Set<string> | undefined;
   private readonly dirs: PendingDir[] = [];
   private plnk: PlnkStore | undefined;
+  private lastParent = '';
 
   constructor(
     private readonly rootFd: number,
@@ -414,59 +417,37 @@ class LayerUnpacker {
     this.dirs.push({ name: t.name, atime: latest(entry.atime, entry.mtime), mtime: entry.mtime });
   }
 
+  /** Create `t` as a new empty regular file (replacing what is there); its fd and the parent fd used. */
   private openNewFile(t: Target, mode: number): { fd: number; parentFd: number } {
-    let fd = -1;
-    const parentFd = this.makeReplacing(t, (dir) => {
-      fd = openat2Sync(dir, t.base, {
-        flags: O.WRONLY | O.CREAT | O.EXCL | O.NOFOLLOW | O.CLOEXEC,
-        mode: mode & 0o777,
-      });
-    });
-    return { fd, parentFd };
+    const how = { flags: O.WRONLY | O.CREAT | O.EXCL | O.NOFOLLOW | O.CLOEXEC, mode: mode & 0o777 };
+    try {
+      return { fd: openat2Sync(t.parentFd, t.base, how), parentFd: t.parentFd };
+    } catch (err) {
+      if (errorCode(err) !== 'EEXIST') throw err;
+    }
+    this.removeExisting(t);
+    const parentFd = this.resolver.dir(t.parentRel, t.name) as number;
+    return { fd: openat2Sync(parentFd, t.base, how), parentFd };
   }
 
   private createFile(t: Target, entry: TarEntry, uid: number, gid: number): DataSink {
     const { fd, parentFd } = this.openNewFile(t, entry.mode);
-    return this.fileSink(t, fd, () => this.finishFile(fd, parentFd, t, entry, uid, gid));
+    return new FileSink(this, fd, parentFd, t, entry, uid, gid);
   }
 
-  private fileSink(t: Target, fd: number, finish: () => void): DataSink {
-    let open = true;
-    return {
-      write: (chunk) => {
-        try {
-          writeAll(fd, chunk);
-        } catch (err) {
-          throw wrap(err, t.name);
-        }
-      },
-      end: () => {
-        try {
-          finish();
-        } catch (err) {
-          throw wrap(err, t.name);
-        } finally {
-          if (open) {
-            open = false;
-            closeSync(fd);
-          }
-        }
-      },
-      abort: () => {
-        if (open) {
-          open = false;
-          closeSync(fd);
-        }
-      },
-    };
-  }
-
-  private finishFile(fd: number, parentFd: number, t: Target, entry: TarEntry, uid: number, gid: number): void {
+  /** Metadata of a regular file whose data was written (called by FileSink.end). */
+  finishFile(fd: number, parentFd: number, t: Target, entry: TarEntry, uid: number, gid: number): void {
     if (!this.ownedAlready(parentFd, uid, gid)) this.chown(() => fchownSync(fd, uid, gid), t.name, uid, gid);
     if (this.hasXattrs(entry)) this.setXattrs(entry, (n, v) => fsetxattrSync(fd, n, v), t.name);
     // chown clears set-id bits and open() applied the umask: re-apply the mode only when it matters.
     if ((entry.mode & 0o7000) !== 0 || (entry.mode & this.umask) !== 0) fchmodSync(fd, entry.mode);
-    utimensatSync(parentFd, t.base, latest(entry.atime, entry.mtime), entry.mtime, AT.SYMLINK_NOFOLLOW);
+    if (entry.mtime.nsec === 0 && entry.atime === undefined && entry.mtime.sec >= 0) {
+      // Whole seconds (what moby writes) are exact as doubles: futimens on the fd, no lookup.
+      // (Node takes a negative time for "now", hence only from the epoch on.)
+      futimesSync(fd, entry.mtime.sec, entry.mtime.sec);
+    } else {
+      utimensatSync(parentFd, t.base, latest(entry.atime, entry.mtime), entry.mtime, AT.SYMLINK_NOFOLLOW);
+    }
   }
 
   private createSymlink(t: Target, entry: TarEntry, uid: number, gid: number): void {
@@ -530,7 +511,7 @@ class LayerUnpacker {
     store.entries.set(base, entry);
     const t: Target = { name, parentRel: store.name, parentFd: store.fd, base };
     const { fd } = this.openNewFile(t, 0o600);
-    return this.fileSink(t, fd, () => undefined);
+    return new FileSink(undefined, fd, store.fd, t, entry, 0, 0);
   }
 
   /** moby turns a hard link into `.wh..wh.plnk` into a copy of the stored file, with its metadata. */
@@ -615,6 +596,9 @@ class LayerUnpacker {
     if (this.created === undefined || this.createdAncestors === undefined) return;
     this.created.add(name);
     let slash = name.lastIndexOf('/');
+    // Entries come grouped by directory: the same parent as last time needs no walk up.
+    if (slash > 0 && name.length > slash && this.lastParent.length === slash && name.startsWith(this.lastParent)) return;
+    if (slash > 0) this.lastParent = name.slice(0, slash);
     while (slash > 0) {
       const parent = name.slice(0, slash);
       if (this.createdAncestors.has(parent)) break;
@@ -653,6 +637,50 @@ class LayerUnpacker {
       } catch (err) {
         debug('archive: could not remove %s: %s', name, err);
       }
+    }
+  }
+}
+
+/**
+ * The data sink of one regular file: writes go straight to the fd, end() applies the metadata and
+ * closes it, abort() only closes. A class rather than closures: one of these is made per file.
+ */
+class FileSink implements DataSink {
+  private open = true;
+
+  constructor(
+    /** undefined for a `.wh..wh.plnk` stash file: content only. */
+    private readonly unpacker: LayerUnpacker | undefined,
+    private readonly fd: number,
+    private readonly parentFd: number,
+    private readonly t: Target,
+    private readonly entry: TarEntry,
+    private readonly uid: number,
+    private readonly gid: number,
+  ) {}
+
+  write(chunk: Buffer): void {
+    try {
+      writeAll(this.fd, chunk);
+    } catch (err) {
+      throw wrap(err, this.t.name);
+    }
+  }
+
+  end(): void {
+    try {
+      this.unpacker?.finishFile(this.fd, this.parentFd, this.t, this.entry, this.uid, this.gid);
+    } catch (err) {
+      throw wrap(err, this.t.name);
+    } finally {
+      this.abort();
+    }
+  }
+
+  abort(): void {
+    if (this.open) {
+      this.open = false;
+      closeSync(this.fd);
     }
   }
 }
