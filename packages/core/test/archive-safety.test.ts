@@ -254,6 +254,21 @@ test('malformed PAX records, sparse files and unknown entry types are refused an
     assert.equal(readdirSync(root), ['f']);
   }));
 
+test('a failing input stream’s error comes through unchanged; an input closed before its end is an invalid archive', () =>
+  inJail('safe-input', async ({ root }) => {
+    const head = craftTar([{ name: 'f', data: Buffer.alloc(100_000) }], { end: false }).subarray(0, 4096);
+    const failing = new Readable({ read() {} });
+    failing.push(head);
+    const boom = new Error('network went away');
+    setTimeout(() => failing.destroy(boom), 20);
+    const err = await rejects(unpack(root, failing), Error, /network went away/);
+    assert.is(err, boom);
+    const closing = new Readable({ read() {} });
+    closing.push(head);
+    setTimeout(() => closing.destroy(), 20);
+    await rejects(unpack(root, closing), InvalidArchiveError, /closed before its end/);
+  }));
+
 test('abort: unpack rejects with AbortError and closes its fds; pack’s stream errors with AbortError', () =>
   inJail('safe-abort', async ({ root }) => {
     // a tar that starts a 1 MiB file and then stalls
