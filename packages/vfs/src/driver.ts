@@ -111,8 +111,8 @@ export class VfsDriver
     const parentId = normalizeParent(parent);
     const size = this.#sizeLimit(opts, readWrite);
     await this.#locks.withLock(id, async () => {
-      if ((await this.#layout.find(id)) !== undefined) throw new LayerExistsError(id);
-      const from = parentId === undefined ? undefined : await this.#layout.find(parentId);
+      if (this.#layout.find(id) !== undefined) throw new LayerExistsError(id);
+      const from = parentId === undefined ? undefined : this.#layout.find(parentId);
       if (parentId !== undefined && from === undefined) throw new LayerUnknownError(parentId, 'parent layer');
       const staging = await mkdtemp(join(this.#layout.stagingDir, `${id}-`));
       try {
@@ -147,7 +147,7 @@ export class VfsDriver
   async remove(id: string): Promise<void> {
     validateLayerId(id);
     await this.#locks.withLock(id, async () => {
-      const found = await this.#layout.find(id);
+      const found = this.#layout.find(id);
       // moby and containers/storage: removing what is not there is not an error.
       if (found === undefined) return;
       if (found.readOnly) {
@@ -172,7 +172,7 @@ export class VfsDriver
       // containers/storage ignores "ro"; vfs has no mount to pass anything else to.
       if (o !== 'ro') throw new InvalidOptionError('options', `vfs driver does not support mount options (got ${JSON.stringify(o)})`);
     }
-    const found = await this.#layout.find(id);
+    const found = this.#layout.find(id);
     if (found === undefined) throw new LayerUnknownError(id);
     return found.dir;
   }
@@ -184,7 +184,7 @@ export class VfsDriver
 
   async exists(id: string): Promise<boolean> {
     validateLayerId(id);
-    return (await this.#layout.find(id)) !== undefined;
+    return this.#layout.find(id) !== undefined;
   }
 
   async status(): Promise<Array<[string, string]>> {
@@ -193,7 +193,7 @@ export class VfsDriver
 
   async metadata(id: string): Promise<Record<string, string>> {
     validateLayerId(id);
-    const found = await this.#layout.find(id);
+    const found = this.#layout.find(id);
     if (found === undefined) throw new LayerUnknownError(id);
     return { SourceDir: found.dir };
   }
@@ -216,7 +216,7 @@ export class VfsDriver
     try {
       validateLayerId(id);
       normalizeParent(parent);
-      const found = await this.#layout.find(id);
+      const found = this.#layout.find(id);
       if (found === undefined) throw new LayerUnknownError(id);
       if (found.readOnly) throw new OperationFailedError('applyDiff', id, new Error(`the layer is in a read-only additional image store (${found.dir})`));
     } catch (err) {

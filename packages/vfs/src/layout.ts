@@ -30,11 +30,12 @@ export class Layout {
   }
 
   /** The directory of layer `id` in this store or else in an additional store, if it exists. */
-  async find(id: string): Promise<{ dir: string; readOnly: boolean } | undefined> {
-    if (await isDirectory(this.layerDir(id))) return { dir: this.layerDir(id), readOnly: false };
+  find(id: string): { dir: string; readOnly: boolean } | undefined {
+    const own = this.layerDir(id);
+    if (isDirectory(own)) return { dir: own, readOnly: false };
     for (const store of this.imageStores) {
       const dir = join(store, DRIVER_NAME, 'dir', id);
-      if (await isDirectory(dir)) return { dir, readOnly: true };
+      if (isDirectory(dir)) return { dir, readOnly: true };
     }
     return undefined;
   }
@@ -45,7 +46,7 @@ export class Layout {
  * costs ten times the syscall - exists() and get() are called per container operation (moby's Go
  * does the same blocking stat).
  */
-async function isDirectory(path: string): Promise<boolean> {
+function isDirectory(path: string): boolean {
   try {
     return statSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false;
   } catch (err) {
