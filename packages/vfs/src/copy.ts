@@ -4,8 +4,10 @@
  *
  * - Regular file data goes through libuv's copyfile with COPYFILE_FICLONE: a reflink (FICLONE)
  *   where the filesystem can share extents (xfs reflink=1, btrfs), else copy_file_range (in-kernel,
- *   no user-space buffers), else read/write. That chain is libuv's own, so it stays one thread-pool
- *   job per file; several run at once to keep the pool busy.
+ *   no user-space buffers), else read/write. Small files are copied synchronously: a thread-pool
+ *   round trip costs more than their copy (measured on 10,000 files of 64 bytes on a journaled ext4:
+ *   0.9-1.2 s async, 0.43-0.53 s sync, cp -a 0.37-0.49 s); large ones go to the pool, several at
+ *   once. The walk yields to the event loop every few thousand entries.
  * - Hard links inside the tree stay hard links (by source inode), devices, FIFOs and sockets are
  *   made with mknod, symlinks are recreated with their target.
  * - Then owners, modes, xattrs (binary values, security.capability included) and atime/mtime with
@@ -16,8 +18,8 @@
  * Nothing is ever followed: entries are read with lstat semantics and every destination path is
  * inside a directory this copy made itself.
  */
-import { constants as fsConstants, readdirSync } from 'node:fs';
-import { copyFile, mkdir } from 'node:fs/promises';
+import { constants as fsConstants, copyFileSync, mkdirSync, readdirSync } from 'node:fs';
+import { copyFile } from 'node:fs/promises';
 import { debuglog } from 'node:util';
 import {
   AT,
@@ -55,6 +57,12 @@ export interface CopyTreeStats {
 }
 
 const NOFOLLOW = AT.SYMLINK_NOFOLLOW;
+/** Files up to this size are copied without a thread-pool hop. */
+const SYNC_COPY_MAX = 256 * 1024;
+/** Entries handled between two yields to the event loop. */
+const YIELD_EVERY = 2048;
+/** COPYFILE_EXCL: the destination is new; FICLONE: reflink when possible, falling back inside libuv. */
+const COPY_MODE = fsConstants.COPYFILE_EXCL | fsConstants.COPYFILE_FICLONE;
 
 interface Pending {
   src: string;
@@ -111,8 +119,7 @@ export async function copyTree(src: string, dst: string, opts: CopyTreeOptions =
   let failure: unknown;
 
   const copyOne = async (p: Pending): Promise<void> => {
-    // COPYFILE_EXCL: the destination is new; FICLONE: reflink when possible, falling back inside libuv.
-    await copyFile(p.src, p.dst, fsConstants.COPYFILE_EXCL | fsConstants.COPYFILE_FICLONE);
+    await copyFile(p.src, p.dst, COPY_MODE);
     applyMetadata(p.src, p.dst, p.st, bestEffort);
   };
   const schedule = async (p: Pending): Promise<void> => {
@@ -136,6 +143,7 @@ export async function copyTree(src: string, dst: string, opts: CopyTreeOptions =
 
   // Depth-first with an explicit stack: deep trees cannot overflow the JS stack.
   const stack: Array<{ src: string; dst: string }> = [{ src, dst }];
+  let sinceYield = 0;
   while (stack.length > 0) {
     opts.signal?.throwIfAborted();
     if (failure !== undefined) break;
@@ -143,11 +151,16 @@ export async function copyTree(src: string, dst: string, opts: CopyTreeOptions =
     for (const name of readdirSync(dir.src)) {
       const s = `${dir.src}/${name}`;
       const d = `${dir.dst}/${name}`;
+      if (++sinceYield >= YIELD_EVERY) {
+        sinceYield = 0;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        opts.signal?.throwIfAborted();
+      }
       const st = fstatatSync(AT.FDCWD, s, NOFOLLOW);
       const t = type(st);
       if (t === S.IFDIR) {
         // Writable for us until its own mode is set, after its content.
-        await mkdir(d, { mode: 0o700 });
+        mkdirSync(d, { mode: 0o700 });
         dirs.push({ src: s, dst: d, st });
         stack.push({ src: s, dst: d });
         stats.dirs++;
@@ -166,7 +179,12 @@ export async function copyTree(src: string, dst: string, opts: CopyTreeOptions =
         case S.IFREG:
           stats.files++;
           stats.bytes += st.size;
-          await schedule({ src: s, dst: d, st });
+          if (st.size <= SYNC_COPY_MAX) {
+            copyFileSync(s, d, COPY_MODE);
+            applyMetadata(s, d, st, bestEffort);
+          } else {
+            await schedule({ src: s, dst: d, st });
+          }
           break;
         case S.IFLNK:
           symlinkatSync(readlinkatSync(AT.FDCWD, s), AT.FDCWD, d);
