@@ -11,6 +11,8 @@ APT_PACKAGES=(
   cmake ninja-build g++ make python3
   # filesystems and tools the drivers and their tests use
   util-linux mount e2fsprogs xfsprogs btrfs-progs fuse3 fuse-overlayfs attr tar xz-utils
+  # reference tools the tests compare our output with: Go's archive/tar (what moby writes)
+  golang-go
   # the qemu lane: a Debian kernel with project quotas and dm-thin for the tests this host kernel cannot run
   qemu-system-x86
 )
