@@ -12,7 +12,7 @@
 import { strict as assert } from 'node:assert';
 import { chmod, lchown, mkdir, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Change, Driver, ProtoDriver } from '@graphdriver/core';
+import type { Change, ProtoDriver } from '@graphdriver/core';
 import { randomBytes } from 'node:crypto';
 
 /** Mode bits of the Base fixture, as containers/storage names them. */
@@ -293,4 +293,3 @@ export function assertSameChanges(actual: readonly Change[], expected: readonly 
   assert.deepEqual(sortedChanges(actual), sortedChanges(expected), `${what}: changes differ`);
 }
 
-export type { Driver };

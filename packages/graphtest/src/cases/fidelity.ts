@@ -11,7 +11,7 @@
  * checked where the contract fixes it (AUFS whiteouts, never overlay 0/0 devices).
  */
 import { strict as assert } from 'node:assert';
-import { chmod, lchown, link, lutimes, mkdir, readdir, rm, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, lchown, link, lutimes, mkdir, readdir, rm, symlink, unlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { lremovexattrSync, lsetxattrSync, mknodSync, S } from '@graphdriver/native';

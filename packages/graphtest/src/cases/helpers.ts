@@ -4,7 +4,7 @@
  */
 import { strict as assert } from 'node:assert';
 import { realpath } from 'node:fs/promises';
-import { errorCode, isAtOrUnder, mounts, type Driver, type ProtoDriver } from '@graphdriver/core';
+import { errorCode, isAtOrUnder, mounts, type ProtoDriver } from '@graphdriver/core';
 import { skipCase } from '../runner.js';
 import type { CaseContext } from '../context.js';
 
@@ -61,4 +61,3 @@ export async function isMountedPath(path: string): Promise<boolean> {
   return (await mountsAt(path)) > 0;
 }
 
-export type { Driver };

@@ -9,7 +9,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import type { Driver } from '@graphdriver/core';
 import type { Case } from '../runner.js';
 import type { CaseContext } from '../context.js';
 import { assertSameTree, treeDigest, type TreeDigest } from '../digest.js';
@@ -242,4 +241,3 @@ export function safetyCases(): C[] {
   return [invalidIdsCase, typedErrors, maliciousTar];
 }
 
-export type { Driver };
