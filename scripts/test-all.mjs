@@ -9,6 +9,7 @@ const child = spawn('pnpm', args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ..
 
 const strip = (s) => s.replace(/\x1b\[[0-9;]*m/g, '');
 const results = new Map(); // project -> { total, passed, skipped, sawSummary }
+const conformance = []; // graphtest's closing lines, one per driver run: `vfs: N passed, N failed, N skipped`
 let current;
 let buffered = '';
 
@@ -21,6 +22,7 @@ function onLine(line) {
     return;
   }
   if (!current) return;
+  if (/^[a-z0-9][\w-]*: \d+ passed, \d+ failed, \d+ skipped$/.test(plain.trim())) conformance.push(plain.trim());
   const r = results.get(current);
   const m = /^\s*(Total|Passed|Skipped):\s+(\d+)/.exec(plain);
   if (m) {
@@ -44,6 +46,10 @@ child.on('close', (code) => {
   let passed = 0;
   let failed = 0;
   console.log('');
+  if (conformance.length > 0) {
+    console.log('conformance (graphtest) per driver:');
+    for (const line of conformance) console.log(`  ${line}`);
+  }
   for (const [project, r] of results) {
     // A package whose test run died before uvu's summary counts as one failure.
     const f = r.sawSummary ? r.total - r.passed - r.skipped : Math.max(1, r.total - r.passed - r.skipped);
