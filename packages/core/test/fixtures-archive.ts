@@ -289,7 +289,7 @@ export async function listTar(tar: Buffer): Promise<Array<TarEntry & { data: Buf
     const rec = { ...entry, data: Buffer.alloc(0) };
     out.push(rec);
     return {
-      write: (c) => void chunks.push(Buffer.from(c)),
+      write: (buf, offset, length) => void chunks.push(Buffer.from(buf.subarray(offset, offset + length))),
       end: () => {
         rec.data = Buffer.concat(chunks);
       },

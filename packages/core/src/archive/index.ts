@@ -3,6 +3,9 @@ export { pack } from './pack.js';
 export { unpack, type UnpackOptions } from './unpack.js';
 export { LayerTarWriter, type PackOptions } from './writer.js';
 export { AbortError } from './abort.js';
+export { listTar, type TarEntry } from './tar-reader.js';
+export type { EntryKind } from './header.js';
+export type { PaxTime } from './pax.js';
 export {
   WHITEOUT_PREFIX,
   WHITEOUT_META_PREFIX,

@@ -659,9 +659,9 @@ class FileSink implements DataSink {
     private readonly gid: number,
   ) {}
 
-  write(chunk: Buffer): void {
+  write(buf: Buffer, offset: number, length: number): void {
     try {
-      writeAll(this.fd, chunk);
+      writeAll(this.fd, buf, offset, length);
     } catch (err) {
       throw wrap(err, this.t.name);
     }
@@ -696,9 +696,10 @@ function procPath(dirFd: number, base: string): string {
   return `/proc/self/fd/${dirFd}/${base}`;
 }
 
-function writeAll(fd: number, chunk: Buffer): void {
-  let off = 0;
-  while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off);
+function writeAll(fd: number, buf: Buffer, offset: number, length: number): void {
+  const end = offset + length;
+  let off = offset;
+  while (off < end) off += writeSync(fd, buf, off, end - off);
 }
 
 function copyAll(src: number, dst: number): void {
@@ -706,6 +707,6 @@ function copyAll(src: number, dst: number): void {
   for (;;) {
     const n = readSync(src, buf, 0, buf.length, null);
     if (n === 0) return;
-    writeAll(dst, buf.subarray(0, n));
+    writeAll(dst, buf, 0, n);
   }
 }
