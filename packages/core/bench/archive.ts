@@ -15,7 +15,7 @@ import { createWriteStream, mkdirSync, openSync, closeSync, writeSync } from 'no
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { pack } from '../src/archive/index.js';
-import { createScratchFs } from '../test/helpers/scratch-fs.js';
+import { createScratchFs } from '@graphdriver/testkit';
 
 export interface Sample {
   ms: number;

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { supportsDType } from '../src/fs/dtype.js';
-import { createScratchFs, withScratchFs } from './helpers/scratch-fs.js';
+import { createScratchFs, withScratchFs } from '@graphdriver/testkit';
 
 const run = promisify(execFile);
 

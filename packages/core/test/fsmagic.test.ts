@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { FsMagic, FsNames, fsNameOf, getFsMagic, getFsName, UNKNOWN_FS_NAME } from '../src/fs/fsmagic.js';
-import { withScratchFs } from './helpers/scratch-fs.js';
+import { withScratchFs } from '@graphdriver/testkit';
 
 const run = promisify(execFile);
 

@@ -3,54 +3,41 @@
  * images: limits enforced on writes, read back, distinct ids per directory, ids found again by a
  * new QuotaControl. This host's kernel has no project quotas (CONFIG_XFS_QUOTA, CONFIG_QFMT_V2 are
  * off), so here the file checks that detection says so and then re-runs itself inside the qemu
- * lane (/work/shared/tools/vm-lane.sh, a Debian 6.1 kernel that has them); only when qemu is not
- * installed does it skip, saying why.
+ * lane (scripts/vm-lane.sh, a Debian 6.1 kernel that has them).
  */
-import { execFile, spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { isNotSupported, LayerUnknownError, QuotaNotSupportedError } from '../src/errors.js';
 import { QuotaControl } from '../src/quota/index.js';
-import { createScratchFs, withScratchFs, type ScratchFsOptions, type ScratchFsType } from './helpers/scratch-fs.js';
+import {
+  inVmLane,
+  kernelHasProjectQuota,
+  runUvuInVmLane,
+  runWithoutSysResource,
+  withScratchFs,
+  type ScratchFsOptions,
+  type ScratchFsType,
+} from '@graphdriver/testkit';
 
-const run = promisify(execFile);
 const MiB = 1024 * 1024;
 const pkgDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const repoRoot = resolve(pkgDir, '../..');
-const VMLANE = process.env.GRAPHDRIVER_VMLANE ?? '/work/shared/tools/vm-lane.sh';
-const inGuest = process.env.VMLANE_GUEST === '1';
 
 const LANES: Array<{ fs: ScratchFsType; opts: ScratchFsOptions }> = [
   { fs: 'xfs', opts: { size: '512M', mountOptions: ['prjquota'] } },
   { fs: 'ext4', opts: { size: '256M', mkfsArgs: ['-O', 'quota,project'], mountOptions: ['prjquota'] } },
 ];
 
-/** Can this kernel mount an xfs with project quotas at all? */
-async function kernelHasProjectQuotas(): Promise<boolean> {
-  try {
-    const s = await createScratchFs('xfs', { size: '320M', mountOptions: ['prjquota'] });
-    await s.dispose();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Run a shell command as a process without CAP_SYS_RESOURCE, as a container's processes are: the
  * kernel lets that capability exceed quota limits (the VFS quota of ext4 honours it; xfs does not).
  * Resolves with the command's stderr when it failed, undefined when it succeeded.
  */
-function runLimited(script: string): Promise<string | undefined> {
-  return new Promise((res) => {
-    execFile('setpriv', ['--bounding-set=-sys_resource', '--', 'sh', '-c', script], (err, _stdout, stderr) => {
-      res(err === null ? undefined : stderr.trim() || String(err));
-    });
-  });
+async function runLimited(script: string): Promise<string | undefined> {
+  const r = await runWithoutSysResource(['sh', '-c', script]);
+  return r.code === 0 ? undefined : r.stderr.trim() || `exit ${r.code}`;
 }
 
 /** Write `mib` MiB to `path` and fsync, without CAP_SYS_RESOURCE. */
@@ -60,7 +47,7 @@ function writeMiB(path: string, mib: number): Promise<string | undefined> {
 
 const QUOTA_ERROR = /Disk quota exceeded|No space left on device/;
 
-if (inGuest || (await kernelHasProjectQuotas())) {
+if (inVmLane || (await kernelHasProjectQuota())) {
   for (const lane of LANES) {
     test(`${lane.fs}: limits enforced and read back, distinct ids, found again by a new QuotaControl`, () =>
       withScratchFs(lane.fs, lane.opts, async (scratch) => {
@@ -140,31 +127,8 @@ if (inGuest || (await kernelHasProjectQuotas())) {
     assert.match((tmpfs as Error).message, /need xfs or ext4/);
   });
 
-  test('the quota tests, in the qemu lane (this kernel has no project quotas)', async () => {
-    const qemu = await run('sh', ['-c', 'command -v qemu-system-x86_64']).then(
-      () => true,
-      () => false,
-    );
-    if (!qemu) {
-      console.log('  SKIP: qemu-system-x86_64 is not installed, so the project quota tests cannot run in the qemu lane');
-      return;
-    }
-    const started = Date.now();
-    const child = spawn(VMLANE, ['node', '--import', 'tsx', 'node_modules/uvu/bin.js', 'test', 'quota\\.test\\.ts$'], {
-      cwd: pkgDir,
-      env: { ...process.env, VMLANE_SHARE: repoRoot },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    const code = await new Promise<number | null>((res) => child.on('close', res));
-    const plain = output.replace(/\x1b\[[0-9;]*m/g, '');
-    console.log(plain.split('\n').map((l) => `  | ${l}`).join('\n'));
-    console.log(`  qemu lane: exit ${code} after ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    assert.is(code, 0, 'the quota tests pass in the qemu lane');
-    assert.match(plain, /Passed:\s+3/);
-  });
+  test('the quota tests, in the qemu lane (this kernel has no project quotas)', () =>
+    runUvuInVmLane(pkgDir, 'quota\.test\.ts$', LANES.length + 1));
 }
 
 test.run();

@@ -7,6 +7,7 @@
  */
 import { closeSync, fsyncSync, openSync, readSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
@@ -17,7 +18,7 @@ import {
 } from '../src/index.js';
 import { attachLoop, type AttachedLoop } from './helpers/loop.js';
 import { withTmpDir } from './helpers/tmp.js';
-import { inVmLane, runInVmLane, vmLaneUnavailable } from './helpers/vm-lane.js';
+import { inVmLane, runUvuInVmLane } from '@graphdriver/testkit';
 
 const abi = dmAbi();
 
@@ -219,10 +220,9 @@ if (control === undefined) {
   });
   if (inVmLane) {
     test('the qemu lane kernel has device-mapper', () => assert.unreachable(String(probeError)));
-  } else if (vmLaneUnavailable()) {
-    console.warn(`dm.test.ts: SKIPPED the device-mapper kernel tests: this kernel has no dm and ${vmLaneUnavailable()}`);
   } else {
-    test('device-mapper for real inside the qemu lane (this kernel has none)', () => runInVmLane('dm\\.test\\.ts$', 9));
+    test('device-mapper for real inside the qemu lane (this kernel has none)', () =>
+      runUvuInVmLane(fileURLToPath(new URL('..', import.meta.url)), 'dm\\.test\\.ts$', 9));
   }
 } else {
   const fd = control;

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { withScratchFs } from '../../core/test/helpers/scratch-fs.js';
+import { withScratchFs } from '@graphdriver/testkit';
 import { O, S, copyFileRange, ficlone, mknod, mknodSync, syncfs } from '../src/index.js';
 import { rejectsNative, throwsNative, withTmpDir } from './helpers/tmp.js';
 

@@ -4,19 +4,27 @@
  * (-O quota,project + prjquota), through both quotactl (device path) and quotactl_fd.
  *
  * This host kernel has no quota support (CONFIG_XFS_QUOTA and CONFIG_QFMT_V2 are off). When a
- * prjquota mount fails here, this file re-runs itself inside /work/shared/tools/vm-lane.sh, whose
- * Debian 6.1 kernel has both; it skips (saying why) only when qemu is not installed.
+ * prjquota mount fails here, this file re-runs itself inside the qemu lane (scripts/vm-lane.sh), whose
+ * Debian 6.1 kernel has both.
  */
 import { execFile } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createScratchFs, withScratchFs, type ScratchFsOptions, type ScratchFsType } from '../../core/test/helpers/scratch-fs.js';
+import {
+  inVmLane,
+  kernelHasProjectQuota,
+  runUvuInVmLane,
+  withScratchFs,
+  writeZerosWithoutSysResource,
+  type ScratchFsOptions,
+  type ScratchFsType,
+} from '@graphdriver/testkit';
 import { FS_XFLAG, QFMT, fsGetXattr, fsSetXattr, quotaFormat, quotaGet, quotaSet, type QuotaTarget } from '../src/index.js';
 import { rejectsNative } from './helpers/tmp.js';
-import { inVmLane, runInVmLane, vmLaneUnavailable } from './helpers/vm-lane.js';
 
 const run = promisify(execFile);
 const MiB = 1 << 20;
@@ -39,24 +47,6 @@ async function withFd<T>(path: string, fn: (fd: number) => Promise<T>): Promise<
   }
 }
 
-/**
- * Writes MiB chunks into `file` until the kernel refuses, in a `dd` without CAP_SYS_RESOURCE: VFS
- * quota (ext4) lets that capability exceed hard limits, and root in the qemu lane has it.
- * Returns the bytes written and the strerror text of the failure, if any.
- */
-async function fillUntilError(file: string, mib: number): Promise<{ written: number; error: string | undefined }> {
-  const args = ['--bounding-set', '-sys_resource', 'dd', 'if=/dev/zero', `of=${file}`, 'bs=1M', `count=${mib}`];
-  let stderr: string;
-  let error: string | undefined;
-  try {
-    ({ stderr } = await run('setpriv', args, { env: { ...process.env, LC_ALL: 'C' } }));
-  } catch (err) {
-    stderr = (err as { stderr: string }).stderr;
-    error = /error writing '[^']*': (.*)/.exec(stderr)?.[1] ?? stderr;
-  }
-  const written = Number(/^(\d+) bytes/m.exec(stderr)?.[1] ?? NaN);
-  return { written, error };
-}
 
 // xfs treats a project like a filesystem of its own and says ENOSPC when it is full; VFS quota
 // (ext4) says EDQUOT.
@@ -64,16 +54,6 @@ const quotaFilesystems: Array<[ScratchFsType, ScratchFsOptions, 'device' | 'fd',
   ['xfs', { size: '320M', mountOptions: ['prjquota'] }, 'device', 'No space left on device'],
   ['ext4', { size: '64M', mkfsArgs: ['-O', 'quota,project'], mountOptions: ['prjquota'] }, 'fd', 'Disk quota exceeded'],
 ];
-
-async function kernelHasProjectQuota(): Promise<boolean> {
-  try {
-    const fs = await createScratchFs('xfs', { size: '320M', mountOptions: ['prjquota'] });
-    await fs.dispose();
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 // Needs no quota support: project ids and flags are inode attributes.
 test('fsSetXattr sets a project id and PROJINHERIT; new children inherit it; quotactl without quota fails', () =>
@@ -121,7 +101,7 @@ if (await kernelHasProjectQuota()) {
           assert.equal([q.blockHardLimit, q.inodeHardLimit, q.inodeSoftLimit], [10 * MiB, 1000, 900]);
 
           mkdirSync(join(dir, 'sub'));
-          const { written, error } = await fillUntilError(join(dir, 'sub/big'), 20);
+          const { written, error } = await writeZerosWithoutSysResource(join(dir, 'sub/big'), 20);
           assert.ok(error, `a write past 10 MiB failed (wrote ${written} bytes)`);
           assert.is(error, overLimit);
           assert.ok(written >= 8 * MiB && written <= 10 * MiB, `stopped near the limit: ${written}`);
@@ -134,7 +114,7 @@ if (await kernelHasProjectQuota()) {
           assert.is((await quotaGet(target, 'project', 4000)).blockHardLimit, 3 * MiB, 'limit on a fresh id');
 
           // other projects are not limited
-          const free = await fillUntilError(join(fs.path, 'outside'), 12);
+          const free = await writeZerosWithoutSysResource(join(fs.path, 'outside'), 12);
           assert.is(free.error, undefined);
           assert.is(free.written, 12 * MiB);
 
@@ -152,11 +132,9 @@ if (await kernelHasProjectQuota()) {
   }
 } else if (inVmLane) {
   test('the qemu lane kernel has project quotas', () => assert.unreachable('a prjquota mount failed inside vm-lane'));
-} else if (vmLaneUnavailable()) {
-  console.warn(`quota.test.ts: SKIPPED the project quota tests: this kernel has none and ${vmLaneUnavailable()}`);
 } else {
   test('project quotas on xfs and ext4 inside the qemu lane (this kernel has none)', () =>
-    runInVmLane('quota\\.test\\.ts$', quotaFilesystems.length + 1));
+    runUvuInVmLane(fileURLToPath(new URL('..', import.meta.url)), 'quota\\.test\\.ts$', quotaFilesystems.length + 1));
 }
 
 test.run();

@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { errorCode } from '@graphdriver/core';
-import { withScratchFs } from '../../core/test/helpers/scratch-fs.js';
+import { withScratchFs } from '@graphdriver/testkit';
 import { init, VfsDriver } from '../src/index.js';
 
 const run = promisify(execFile);
