@@ -92,6 +92,10 @@ const GNU = 2;
 const STAR = 3;
 type Format = typeof V7 | typeof USTAR | typeof GNU | typeof STAR;
 
+/** A 32-bit view of the last buffer classifyBlock read (the input's chunks share few buffers). */
+let wordsOf: ArrayBufferLike | undefined;
+let words: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
+
 /**
  * Sum the block and compare with its checksum field: Go accepts the unsigned sum (POSIX) and the
  * signed one (old Sun tar and others summed signed chars). A block of zeros is the end marker.
@@ -99,10 +103,29 @@ type Format = typeof V7 | typeof USTAR | typeof GNU | typeof STAR;
 export function classifyBlock(b: Uint8Array, off: number): BlockKind {
   let unsigned = 0;
   let high = 0; // bytes >= 0x80: each counts 256 less in the signed sum
-  for (let i = off, end = off + BLOCK; i < end; i++) {
-    const c = b[i] as number;
-    unsigned += c;
-    high += c >> 7;
+  const start = b.byteOffset + off;
+  if ((start & 3) === 0) {
+    // Four bytes at a time (this runs once per entry): two 16-bit lanes of byte sums, four 8-bit
+    // lanes counting high bits. 128 words cannot overflow a lane (128 * 2 * 255 < 65536).
+    if (b.buffer !== wordsOf) {
+      wordsOf = b.buffer;
+      words = new Uint32Array(b.buffer, 0, b.buffer.byteLength >>> 2);
+    }
+    let lanes = 0;
+    let highs = 0;
+    for (let i = start >>> 2, end = i + BLOCK / 4; i < end; i++) {
+      const w = words[i] as number;
+      lanes += (w & 0x00ff00ff) + ((w >>> 8) & 0x00ff00ff);
+      highs += (w >>> 7) & 0x01010101;
+    }
+    unsigned = (lanes & 0xffff) + (lanes >>> 16);
+    high = (highs & 0xff) + ((highs >>> 8) & 0xff) + ((highs >>> 16) & 0xff) + (highs >>> 24);
+  } else {
+    for (let i = off, end = off + BLOCK; i < end; i++) {
+      const c = b[i] as number;
+      unsigned += c;
+      high += c >> 7;
+    }
   }
   if (unsigned === 0) return BLOCK_ZERO;
   let field = 0;

@@ -482,16 +482,42 @@ export function readLayerTar(input: Readable, handler: EntryHandler, opts: ReadO
     };
     const onAbort = (): void => settle(abortErrorFrom(signal as AbortSignal));
     const onError = (err: unknown): void => settle(err ?? new Error('the tar input failed'));
-    const onData = (chunk: Buffer | string): void => {
+    // A chunk is framed in a microtask rather than in the 'data' event itself: by then the stream
+    // has asked its source for the next chunk (a read on the thread pool runs while we write
+    // files). More than two chunks waiting pause the input, so memory stays bounded.
+    const queue: Buffer[] = [];
+    let scheduled = false;
+    let paused = false;
+    const frameQueued = (): void => {
+      scheduled = false;
       if (settled) return;
       try {
-        framer.write(typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk);
+        for (let chunk = queue.shift(); chunk !== undefined; chunk = queue.shift()) framer.write(chunk);
       } catch (err) {
         settle(err);
+        return;
+      }
+      if (paused) {
+        paused = false;
+        input.resume();
+      }
+    };
+    const onData = (chunk: Buffer | string): void => {
+      if (settled) return;
+      queue.push(typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk);
+      if (queue.length > 2 && !paused) {
+        paused = true;
+        input.pause();
+      }
+      if (!scheduled) {
+        scheduled = true;
+        queueMicrotask(frameQueued);
       }
     };
     const onEnd = (): void => {
       ended = true;
+      frameQueued(); // 'end' may come before the microtask
+      if (settled) return;
       try {
         framer.end();
       } catch (err) {
