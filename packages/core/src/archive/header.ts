@@ -220,6 +220,101 @@ export function encodeHeader(h: EntryHeader): Buffer {
   return Buffer.concat([ext, body, Buffer.alloc(paddingFor(body.length)), main]);
 }
 
+// ---- the one-block fast path ------------------------------------------------------------------
+
+/** A USTAR block with what every header holds already in place: zero digits, the magic. */
+const TEMPLATE: Buffer = (() => {
+  const b = Buffer.alloc(BLOCK_SIZE);
+  for (const field of [MODE, UID, GID, SIZE, MTIME, DEVMAJOR, DEVMINOR]) writeOctal(b, field, 0);
+  b.write('ustar\x0000', MAGIC, 8, 'latin1');
+  return b;
+})();
+/** The template's checksum (its checksum field counting as spaces). */
+const TEMPLATE_SUM = TEMPLATE.reduce((sum, c) => sum + c, 8 * 0x20);
+
+const OCTAL7 = 8 ** 7;
+const OCTAL11 = 8 ** 11;
+
+/** ASCII with no NUL, at most `max` characters: it goes into a fixed field as it is. */
+function isPlainField(s: string, max: number): boolean {
+  if (s.length > max) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x80 || c === 0) return false;
+  }
+  return true;
+}
+
+/**
+ * True when encodeHeader(h) is a single USTAR block with nothing to split or truncate (the
+ * common case: short ASCII names, ids and sizes that fit, no xattrs); encodeUstarInto writes it.
+ */
+export function fitsOneBlock(h: EntryHeader): boolean {
+  return (
+    h.xattrs.length === 0 &&
+    isPlainField(h.name, NAME[1]) &&
+    isPlainField(h.linkname, LINKNAME[1]) &&
+    Number.isInteger(h.uid) && h.uid >= 0 && h.uid < OCTAL7 &&
+    Number.isInteger(h.gid) && h.gid >= 0 && h.gid < OCTAL7 &&
+    Number.isInteger(h.size) && h.size >= 0 && h.size < OCTAL11 &&
+    Number.isInteger(h.mtime) && h.mtime >= 0 && h.mtime < OCTAL11 &&
+    Number.isInteger(h.devmajor) && h.devmajor >= 0 && h.devmajor < OCTAL7 &&
+    Number.isInteger(h.devminor) && h.devminor >= 0 && h.devminor < OCTAL7
+  );
+}
+
+/** Octal digits of `x` ending at `last` over the template's zeros; returns what they add to the sum. */
+function putOctal(b: Buffer, last: number, x: number): number {
+  let added = 0;
+  for (let i = last; x > 0; i--) {
+    const d = x % 8;
+    b[i] = 0x30 + d;
+    added += d;
+    x = (x - d) / 8;
+  }
+  return added;
+}
+
+function putString(b: Buffer, off: number, s: string): number {
+  let added = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    b[off + i] = c;
+    added += c;
+  }
+  return added;
+}
+
+/**
+ * Write the header of `h`, which fitsOneBlock accepted, into `buf` at `off`: the same 512 bytes
+ * encodeHeader returns, without allocating and without summing the whole block (pack writes one
+ * per file).
+ */
+export function encodeUstarInto(h: EntryHeader, buf: Buffer, off: number): void {
+  TEMPLATE.copy(buf, off);
+  let sum = TEMPLATE_SUM;
+  sum += putString(buf, off + NAME[0], h.name);
+  sum += putOctal(buf, off + MODE[0] + MODE[1] - 2, h.mode & 0o7777);
+  sum += putOctal(buf, off + UID[0] + UID[1] - 2, h.uid);
+  sum += putOctal(buf, off + GID[0] + GID[1] - 2, h.gid);
+  sum += putOctal(buf, off + SIZE[0] + SIZE[1] - 2, h.size);
+  sum += putOctal(buf, off + MTIME[0] + MTIME[1] - 2, h.mtime);
+  const type = TYPEFLAG[h.kind];
+  buf[off + TYPE] = type;
+  sum += type;
+  sum += putString(buf, off + LINKNAME[0], h.linkname);
+  sum += putOctal(buf, off + DEVMAJOR[0] + DEVMAJOR[1] - 2, h.devmajor);
+  sum += putOctal(buf, off + DEVMINOR[0] + DEVMINOR[1] - 2, h.devminor);
+  // Six digits, NUL, space (Go's and finishBlock's layout).
+  const c = off + CHKSUM[0];
+  for (let i = 5; i >= 0; i--) {
+    buf[c + i] = 0x30 + (sum % 8);
+    sum = Math.floor(sum / 8);
+  }
+  buf[c + 6] = 0;
+  buf[c + 7] = 0x20;
+}
+
 /** Go's name for a PAX extended header: path.Join(dir, "PaxHeaders.0", base), ASCII, <= 100 bytes. */
 function paxHeaderName(name: string): string {
   const slash = name.lastIndexOf('/');

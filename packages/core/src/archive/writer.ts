@@ -8,12 +8,13 @@
  * id mapping, and the overlay -> AUFS whiteout conversion (a 0/0 character device becomes
  * `.wh.<name>`, an opaque directory gets a `.wh..wh..opq` entry after it). Sockets are skipped.
  *
- * The stream is pull-driven: every add waits while the consumer is behind (backpressure), file data
- * goes out in bounded chunks, and an entry's size is written exactly even if the file changes
- * while it is read, so the tar stays well-formed.
+ * The stream is pull-driven (tar-output.ts): an add waits while the consumer is behind
+ * (backpressure), a small file is read straight into the output's batch buffer behind its header,
+ * a large one goes out in bounded chunks, and an entry's size is written exactly even if the file
+ * changes while it is read, so the tar stays well-formed.
  */
 import { closeSync, readSync } from 'node:fs';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { debuglog } from 'node:util';
 import {
   AT,
@@ -31,8 +32,18 @@ import {
 import type { IdMappings } from '../driver.js';
 import { GraphDriverError, InvalidOptionError, OperationFailedError, errorCode } from '../errors.js';
 import { AbortError, abortErrorFrom } from './abort.js';
-import { END_OF_ARCHIVE, encodeHeader, paddingFor, type EntryHeader, type EntryKind } from './header.js';
+import {
+  BLOCK_SIZE,
+  END_OF_ARCHIVE,
+  encodeHeader,
+  encodeUstarInto,
+  fitsOneBlock,
+  paddingFor,
+  type EntryHeader,
+  type EntryKind,
+} from './header.js';
 import { IdTranslator } from './idmap.js';
+import { TarOutput } from './tar-output.js';
 import {
   WHITEOUT_OPAQUE_DIR,
   WHITEOUT_PREFIX,
@@ -66,10 +77,8 @@ export interface PackOptions {
 /** What addEntry found, so that a tree walk knows whether to descend. */
 export type AddedKind = 'directory' | 'other' | 'skipped';
 
-/** Files up to this size are read in one go into the buffer that also holds their header. */
+/** Files up to this size are read in one go into the output buffer, right behind their header. */
 const SMALL_FILE = 256 * 1024;
-/** pack() hands the stream entries in batches of about this size (fewer, larger chunks). */
-const BATCH = 64 * 1024;
 /**
  * Reading a file must not change the layer: O_NOATIME spares the atime update (a journaled inode
  * write per file under relatime). It needs ownership or CAP_FOWNER; without, EPERM, and we stop asking.
@@ -77,6 +86,7 @@ const BATCH = 64 * 1024;
 let noAtime = O.NOATIME;
 /** Larger files go out in chunks of this size. */
 const CHUNK = 512 * 1024;
+const ZERO_BLOCK = Buffer.alloc(BLOCK_SIZE);
 
 const KIND_OF: Record<number, EntryKind | undefined> = {
   [S.IFREG]: 'file',
@@ -103,35 +113,26 @@ export class LayerTarWriter {
   /** The tar bytes. */
   readonly stream: Readable;
   private readonly opts: PackOptions;
+  private readonly out: TarOutput;
   private readonly toContainer: IdTranslator;
   private readonly opaqueXattr: string;
+  private readonly overlaySource: boolean;
   private readonly seenInodes = new Map<string, string>();
   private readonly dirFds = new Map<string, number>();
-  private tail: Promise<unknown> = Promise.resolve();
-  private drained: (() => void) | undefined;
-  private failure: Error | undefined;
   private finalized = false;
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
   private readonly onAbort: (() => void) | undefined;
 
   constructor(opts: PackOptions = {}) {
     this.opts = opts;
     this.toContainer = new IdTranslator(opts.idMappings, 'toContainer');
     this.opaqueXattr = overlayOpaqueXattr(opts.overlayXattrPrefix ?? 'trusted');
-    this.stream = new Readable({
-      highWaterMark: 1024 * 1024,
-      read: () => this.wake(),
-      destroy: (err, cb) => {
-        // After finalize() the stream ends and auto-destroys: that is not a failure.
-        if (err !== null || !this.finalized) this.failure ??= err ?? new Error('the tar stream was destroyed');
-        this.wake();
-        // An add in progress may still use a directory fd: close them once it has settled.
-        void this.tail.then(() => this.closeDirFds());
-        this.detachSignal();
-        cb(err);
-      },
+    this.overlaySource = opts.sourceWhiteouts === 'overlay';
+    this.out = new TarOutput(() => {
+      // An add in progress may still use a directory fd: close them once it has settled.
+      void this.out.idle().then(() => this.closeDirFds());
+      this.detachSignal();
     });
+    this.stream = this.out.stream;
     const signal = opts.signal;
     if (signal !== undefined) {
       this.onAbort = () => this.destroy(abortErrorFrom(signal));
@@ -153,22 +154,14 @@ export class LayerTarWriter {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.serialize(async () => {
-      const kind = await this.writeEntry(root, rel);
-      await this.flush();
-      return kind;
-    });
+    return this.addTreeEntry(root, rel);
   }
 
-  /**
-   * pack()'s add: `rel` comes from a directory listing (already clean), and small entries are
-   * batched until about 64 KiB are pending instead of being pushed one by one.
-   */
+  /** pack()'s add: `rel` comes from a directory listing (already clean). */
   addTreeEntry(root: string, rel: string): Promise<AddedKind> {
-    return this.serialize(async () => {
-      const kind = await this.writeEntry(root, rel);
-      if (this.pendingBytes >= BATCH) await this.flush();
-      return kind;
+    return this.out.run(() => {
+      this.checkOpen();
+      return this.writeEntry(root, rel);
     });
   }
 
@@ -180,82 +173,37 @@ export class LayerTarWriter {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.serialize(async () => {
-      this.queue(encodeHeader(plainFile(name, 0, 0, 0, 0)));
-      await this.flush();
+    return this.out.run(() => {
+      this.checkOpen();
+      this.writeHeader(plainFile(name, 0, 0, 0, 0));
     });
   }
 
   /** Write the end-of-archive marker and end the stream. */
   finalize(): Promise<void> {
-    return this.serialize(async () => {
+    return this.out.run(() => {
       if (this.finalized) return; // a second finalize() is a no-op
-      this.queue(END_OF_ARCHIVE);
-      await this.flush();
+      this.out.append(END_OF_ARCHIVE);
       this.finalized = true;
       this.closeDirFds();
-      this.stream.push(null);
+      this.out.end();
       this.detachSignal();
-    }, true);
+    });
   }
 
   /** Stop: the stream emits `err` (if given) and every pending or later add rejects. */
   destroy(err?: Error): void {
-    this.failure ??= err ?? new Error('the tar writer was destroyed');
-    this.pending = [];
-    this.pendingBytes = 0;
-    this.stream.destroy(err);
+    this.out.destroy(err ?? new Error('the tar writer was destroyed'));
   }
 
   // ---- internals -------------------------------------------------------------------------------
 
-  private serialize<T>(fn: () => Promise<T>, evenWhenFinalized = false): Promise<T> {
-    const run = this.tail.then(() => {
-      this.check();
-      if (this.finalized && !evenWhenFinalized) throw new Error('the tar writer is already finalized');
-      return fn();
-    });
-    // A failed step must not block later ones from seeing the failure themselves.
-    this.tail = run.catch(() => undefined);
-    return run;
-  }
-
-  private check(): void {
-    if (this.failure !== undefined) throw this.failure;
-  }
-
-  private wake(): void {
-    const fn = this.drained;
-    this.drained = undefined;
-    fn?.();
+  private checkOpen(): void {
+    if (this.finalized) throw new Error('the tar writer is already finalized');
   }
 
   private detachSignal(): void {
     if (this.onAbort !== undefined) this.opts.signal?.removeEventListener('abort', this.onAbort);
-  }
-
-  private queue(buf: Buffer): void {
-    this.pending.push(buf);
-    this.pendingBytes += buf.length;
-  }
-
-  /** Push what is queued as one chunk. */
-  private async flush(): Promise<void> {
-    if (this.pendingBytes === 0) return;
-    const buf = this.pending.length === 1 ? (this.pending[0] as Buffer) : Buffer.concat(this.pending, this.pendingBytes);
-    this.pending = [];
-    this.pendingBytes = 0;
-    await this.push(buf);
-  }
-
-  /** Push bytes; wait while the consumer is behind. */
-  private async push(buf: Buffer): Promise<void> {
-    this.check();
-    if (this.stream.push(buf)) return;
-    await new Promise<void>((resolve) => {
-      this.drained = resolve;
-    });
-    this.check();
   }
 
   /** An O_PATH fd of `root/parentRel`; a few are kept since a walk returns to a parent often. */
@@ -280,10 +228,14 @@ export class LayerTarWriter {
     this.dirFds.clear();
   }
 
-  private async writeEntry(root: string, rel: string): Promise<AddedKind> {
+  /**
+   * Write one entry: synchronously (the usual case), or a Promise when a large file's data must
+   * stream out. Nothing of a failed entry stays in the output.
+   */
+  private writeEntry(root: string, rel: string): AddedKind | Promise<AddedKind> {
     if (this.opts.excludeAufsMetadata === true && isAufsMetadata(rel)) return 'skipped';
     const slash = rel.lastIndexOf('/');
-    const base = rel.slice(slash + 1);
+    const base = slash < 0 ? rel : rel.slice(slash + 1);
     let st: NativeStat;
     let dirFd: number;
     try {
@@ -295,21 +247,40 @@ export class LayerTarWriter {
     const kind = KIND_OF[st.mode & S.IFMT];
     if (kind === undefined) return 'skipped'; // sockets: not part of a layer
     try {
-      // overlay whiteout: an empty `.wh.<name>` file with the device's owner and mtime, as moby does.
-      if (this.opts.sourceWhiteouts === 'overlay' && isOverlayWhiteout(kind === 'char', st.rdevMajor, st.rdevMinor)) {
-        this.queue(encodeHeader(plainFile(whiteoutNameFor(rel), 0o600, st.uid, st.gid, st.mtime.sec)));
-      } else if (kind === 'file') {
+      if (kind === 'file') {
         // Regular files are opened first: xattrs come from the fd, data follows from it.
         const fd = openForReading(dirFd, base);
+        let closeFd = true;
         try {
-          await this.writeStat(`${root}/${rel}`, rel, kind, st, readXattrs((n) => fgetxattrSync(fd, n), () => flistxattrSync(fd)), fd);
+          const header = this.headerOf(rel, base, kind, st, readFdXattrs(fd), '');
+          if (header.kind !== 'file' || header.size === 0) {
+            this.writeHeader(header);
+          } else if (header.size <= SMALL_FILE) {
+            this.writeSmallFile(fd, root, header);
+          } else {
+            closeFd = false;
+            return this.writeLargeFile(fd, root, header).then(
+              () => 'other' as const,
+              (err: unknown) => {
+                throw wrap(err, rel);
+              },
+            );
+          }
         } finally {
-          closeSync(fd);
+          if (closeFd) closeSync(fd);
         }
-      } else {
-        const path = `${root}/${rel}`;
-        const xattrs = readXattrs((n) => lgetxattrSync(path, n), () => llistxattrSync(path));
-        await this.writeStat(path, rel, kind, st, xattrs, -1, kind === 'symlink' ? readlinkatSync(dirFd, base) : '');
+        return 'other';
+      }
+      // overlay whiteout: an empty `.wh.<name>` file with the device's owner and mtime, as moby does.
+      if (this.overlaySource && kind === 'char' && isOverlayWhiteout(true, st.rdevMajor, st.rdevMinor)) {
+        this.writeHeader(plainFile(whiteoutNameFor(rel), 0o600, st.uid, st.gid, st.mtime.sec));
+        return 'other';
+      }
+      const xattrs = readPathXattrs(`${root}/${rel}`);
+      const header = this.headerOf(rel, base, kind, st, xattrs, kind === 'symlink' ? readlinkatSync(dirFd, base) : '');
+      this.writeHeader(header);
+      if (kind === 'dir' && this.overlaySource && isOpaque(xattrs, this.opaqueXattr)) {
+        this.writeHeader(plainFile(`${rel}/${WHITEOUT_OPAQUE_DIR}`, st.mode & 0o777, header.uid, header.gid, 0));
       }
     } catch (err) {
       throw wrap(err, rel);
@@ -317,23 +288,19 @@ export class LayerTarWriter {
     return kind === 'dir' ? 'directory' : 'other';
   }
 
-  private async writeStat(
-    path: string,
+  /** The header moby writes for a filesystem entry (a later name of a hard-linked inode: a link). */
+  private headerOf(
     rel: string,
+    base: string,
     kind: EntryKind,
     st: NativeStat,
     xattrs: Array<[string, Buffer]>,
-    fd: number,
-    linkname = '',
-  ): Promise<void> {
-    let opaque = false;
-    if (this.opts.sourceWhiteouts === 'overlay' && kind === 'dir') {
-      const value = xattrs.find(([n]) => n === this.opaqueXattr)?.[1];
-      opaque = value !== undefined && value.length === 1 && value[0] === 0x79; // 'y'
-    }
-    const isWhiteoutName = rel.slice(rel.lastIndexOf('/') + 1).startsWith(WHITEOUT_PREFIX);
+    linkname: string,
+  ): EntryHeader {
+    const isWhiteoutName = base.startsWith(WHITEOUT_PREFIX);
     const uid = isWhiteoutName ? st.uid : this.mapId(this.toContainer.uid(st.uid), 'uid', st.uid, rel);
     const gid = isWhiteoutName ? st.gid : this.mapId(this.toContainer.gid(st.gid), 'gid', st.gid, rel);
+    const device = kind === 'char' || kind === 'block';
     const header: EntryHeader = {
       name: kind === 'dir' ? `${rel}/` : rel,
       kind,
@@ -343,9 +310,9 @@ export class LayerTarWriter {
       size: kind === 'file' ? st.size : 0,
       mtime: st.mtime.sec,
       linkname,
-      devmajor: kind === 'char' || kind === 'block' ? st.rdevMajor : 0,
-      devminor: kind === 'char' || kind === 'block' ? st.rdevMinor : 0,
-      xattrs: xattrs.filter(([n]) => !isOverlayXattr(n)),
+      devmajor: device ? st.rdevMajor : 0,
+      devminor: device ? st.rdevMinor : 0,
+      xattrs: xattrs.length === 0 ? xattrs : xattrs.filter(([n]) => !isOverlayXattr(n)),
     };
     if (kind !== 'dir' && st.nlink > 1) {
       const key = `${st.dev}:${st.ino}`;
@@ -358,14 +325,7 @@ export class LayerTarWriter {
         this.seenInodes.set(key, header.name);
       }
     }
-    if (header.kind === 'file' && header.size > 0) {
-      await this.writeFileData(fd, path, header);
-    } else {
-      this.queue(encodeHeader(header));
-    }
-    if (opaque) {
-      this.queue(encodeHeader(plainFile(`${rel}/${WHITEOUT_OPAQUE_DIR}`, st.mode & 0o777, uid, gid, 0)));
-    }
+    return header;
   }
 
   private mapId(id: number | undefined, what: 'uid' | 'gid', hostId: number, rel: string): number {
@@ -376,36 +336,64 @@ export class LayerTarWriter {
     );
   }
 
-  /** Header, exactly `size` bytes of data (zero-filled if the file shrank meanwhile), padding. */
-  private async writeFileData(fd: number, path: string, header: EntryHeader): Promise<void> {
-    const size = header.size;
-    const head = encodeHeader(header);
-    {
-      if (size <= SMALL_FILE) {
-        const buf = Buffer.allocUnsafe(head.length + size + paddingFor(size));
-        head.copy(buf, 0);
-        const got = readFully(fd, buf, head.length, size, 0);
-        if (got < size) debug('archive: %s shrank while it was packed; zero-filled', path);
-        buf.fill(0, head.length + got);
-        this.queue(buf);
-        return;
-      }
-      this.queue(head);
-      await this.flush();
+  /** The header block(s) of `h` and `extra` more bytes reserved after them; returns where data goes. */
+  private reserveEntry(h: EntryHeader, extra: number): number {
+    if (fitsOneBlock(h)) {
+      const off = this.out.reserve(BLOCK_SIZE + extra);
+      encodeUstarInto(h, this.out.buf, off);
+      return off + BLOCK_SIZE;
+    }
+    const head = encodeHeader(h);
+    const off = this.out.reserve(head.length + extra);
+    head.copy(this.out.buf, off);
+    return off + head.length;
+  }
+
+  private writeHeader(h: EntryHeader): void {
+    const dataAt = this.reserveEntry(h, 0);
+    this.out.commit(dataAt - this.out.reservedAt);
+  }
+
+  /** Header, exactly `size` bytes of data (zero-filled if the file shrank meanwhile), padding: in place. */
+  private writeSmallFile(fd: number, root: string, h: EntryHeader): void {
+    const size = h.size;
+    const pad = paddingFor(size);
+    const dataAt = this.reserveEntry(h, size + pad);
+    const buf = this.out.buf;
+    const got = readFully(fd, buf, dataAt, size, 0);
+    if (got < size) debug('archive: %s/%s shrank while it was packed; zero-filled', root, h.name);
+    buf.fill(0, dataAt + got, dataAt + size + pad);
+    // Committed only now: a read that throws leaves nothing of this entry behind.
+    this.out.commit(dataAt + size + pad - this.out.reservedAt);
+  }
+
+  /**
+   * A file too large for one buffer: header, then its data in CHUNK pieces as the consumer takes
+   * them. Once data went out a failure cannot be undone, so it destroys the output.
+   */
+  private async writeLargeFile(fd: number, root: string, h: EntryHeader): Promise<void> {
+    try {
+      const size = h.size;
+      this.writeHeader(h);
       let done = 0;
       while (done < size) {
         const want = Math.min(CHUNK, size - done);
-        const buf = Buffer.allocUnsafe(want);
-        const got = readFully(fd, buf, 0, want, done);
+        const chunk = Buffer.allocUnsafe(want);
+        const got = readFully(fd, chunk, 0, want, done);
         if (got < want) {
-          debug('archive: %s shrank while it was packed; zero-filled', path);
-          buf.fill(0, got);
+          debug('archive: %s/%s shrank while it was packed; zero-filled', root, h.name);
+          chunk.fill(0, got);
         }
         done += want;
-        await this.push(buf);
+        await this.out.pushNow(chunk);
       }
       const pad = paddingFor(size);
-      if (pad > 0) await this.push(Buffer.alloc(pad));
+      if (pad > 0) this.out.append(ZERO_BLOCK.subarray(0, pad));
+    } catch (err) {
+      if (this.out.failure === undefined) this.out.destroy(err instanceof Error ? err : new Error(String(err)));
+      throw err;
+    } finally {
+      closeSync(fd);
     }
   }
 }
@@ -440,15 +428,24 @@ function plainFile(name: string, mode: number, uid: number, gid: number, mtime: 
   return { name, kind: 'file', mode, uid, gid, size: 0, mtime, linkname: '', devmajor: 0, devminor: 0, xattrs: [] };
 }
 
+/** All xattrs of an open file. */
+function readFdXattrs(fd: number): Array<[string, Buffer]> {
+  return readXattrs(fd, '');
+}
+
+/** All xattrs of a path's own inode (a symlink's own, not its target's). */
+function readPathXattrs(path: string): Array<[string, Buffer]> {
+  return readXattrs(-1, path);
+}
+
 /**
- * All xattrs of an entry (a symlink's own), binary values, through `list` and `get` (path or fd
- * calls). moby turns a v3 file capability (which names a namespace root uid that means nothing
- * elsewhere) into v2.
+ * Binary xattr values by fd (fd >= 0) or by path, without following a symlink. moby turns a v3
+ * file capability (which names a namespace root uid that means nothing elsewhere) into v2.
  */
-function readXattrs(get: (name: string) => Buffer, list: () => string[]): Array<[string, Buffer]> {
+function readXattrs(fd: number, path: string): Array<[string, Buffer]> {
   let names: string[];
   try {
-    names = list();
+    names = fd >= 0 ? flistxattrSync(fd) : llistxattrSync(path);
   } catch (err) {
     const code = errorCode(err);
     if (code === 'ENOTSUP' || code === 'EOPNOTSUPP') return [];
@@ -459,7 +456,7 @@ function readXattrs(get: (name: string) => Buffer, list: () => string[]): Array<
   for (const name of names) {
     let value: Buffer;
     try {
-      value = get(name);
+      value = fd >= 0 ? fgetxattrSync(fd, name) : lgetxattrSync(path, name);
     } catch (err) {
       if (errorCode(err) === 'ENODATA') continue; // removed meanwhile
       throw err;
@@ -471,6 +468,14 @@ function readXattrs(get: (name: string) => Buffer, list: () => string[]): Array<
     out.push([name, value]);
   }
   return out;
+}
+
+/** overlay's opaque flag (`<prefix>.overlay.opaque=y`) among a directory's xattrs. */
+function isOpaque(xattrs: ReadonlyArray<readonly [string, Buffer]>, opaqueXattr: string): boolean {
+  for (const [name, value] of xattrs) {
+    if (name === opaqueXattr) return value.length === 1 && value[0] === 0x79; // 'y'
+  }
+  return false;
 }
 
 function wrap(err: unknown, rel: string): unknown {
