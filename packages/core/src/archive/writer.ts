@@ -97,8 +97,15 @@ const KIND_OF: Record<number, EntryKind | undefined> = {
   [S.IFIFO]: 'fifo',
 };
 
+/** A '.' or '..' component anywhere in a path. */
+const DOT_PART = /(?:^|\/)\.\.?(?:\/|$)/;
+
 /** `/a/b`, `./a/b` or `a/b` -> `a/b`; refuses names that are empty or climb with '..'. */
 export function cleanRelPath(relPath: string): string {
+  // Already clean (what change lists and walks give): no split and join per entry.
+  if (relPath !== '' && !relPath.startsWith('/') && !relPath.endsWith('/') && !relPath.includes('//') && !DOT_PART.test(relPath)) {
+    return relPath;
+  }
   const parts: string[] = [];
   for (const part of relPath.split('/')) {
     if (part === '' || part === '.') continue;
@@ -119,6 +126,10 @@ export class LayerTarWriter {
   private readonly overlaySource: boolean;
   private readonly seenInodes = new Map<string, string>();
   private readonly dirFds = new Map<string, number>();
+  /** The parent fd used last (one of dirFds), -1 when none. */
+  private lastParentFd = -1;
+  private lastRoot = '';
+  private lastParentRel = '';
   private finalized = false;
   private readonly onAbort: (() => void) | undefined;
 
@@ -208,6 +219,16 @@ export class LayerTarWriter {
 
   /** An O_PATH fd of `root/parentRel`; a few are kept since a walk returns to a parent often. */
   private parentFd(root: string, parentRel: string): number {
+    // Consecutive entries nearly always share their parent: no key to build, no lookup.
+    if (parentRel === this.lastParentRel && root === this.lastRoot && this.lastParentFd >= 0) return this.lastParentFd;
+    const fd = this.openParent(root, parentRel);
+    this.lastRoot = root;
+    this.lastParentRel = parentRel;
+    this.lastParentFd = fd;
+    return fd;
+  }
+
+  private openParent(root: string, parentRel: string): number {
     const key = `${root}\0${parentRel}`;
     const hit = this.dirFds.get(key);
     if (hit !== undefined) return hit;
@@ -219,6 +240,7 @@ export class LayerTarWriter {
       const [oldKey, oldFd] = this.dirFds.entries().next().value as [string, number];
       this.dirFds.delete(oldKey);
       closeSync(oldFd);
+      if (oldFd === this.lastParentFd) this.lastParentFd = -1;
     }
     return fd;
   }
@@ -226,6 +248,7 @@ export class LayerTarWriter {
   private closeDirFds(): void {
     for (const fd of this.dirFds.values()) closeSync(fd);
     this.dirFds.clear();
+    this.lastParentFd = -1;
   }
 
   /**
@@ -247,8 +270,8 @@ export class LayerTarWriter {
     const kind = KIND_OF[st.mode & S.IFMT];
     if (kind === undefined) return 'skipped'; // sockets: not part of a layer
     try {
-      if (kind === 'file') {
-        // Regular files are opened first: xattrs come from the fd, data follows from it.
+      if (kind === 'file' && st.size > 0) {
+        // Regular files with data are opened first: xattrs come from the fd, data follows from it.
         const fd = openForReading(dirFd, base);
         let closeFd = true;
         try {
@@ -276,6 +299,7 @@ export class LayerTarWriter {
         this.writeHeader(plainFile(whiteoutNameFor(rel), 0o600, st.uid, st.gid, st.mtime.sec));
         return 'other';
       }
+      // Everything else, empty files included, is read through its path (no open, no close).
       const xattrs = readPathXattrs(`${root}/${rel}`);
       const header = this.headerOf(rel, base, kind, st, xattrs, kind === 'symlink' ? readlinkatSync(dirFd, base) : '');
       this.writeHeader(header);
