@@ -4,12 +4,12 @@
  * while the consumer is behind (and memory stays bounded), and a failed add leaves nothing of
  * itself in the tar.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { lchownSync, linkSync, mkdirSync, writeFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { LayerTarWriter, listTar } from '../src/archive/index.js';
+import { LayerTarWriter, listTar, pack, unpack } from '../src/archive/index.js';
 import { BLOCK_SIZE, encodeHeader, encodeUstarInto, fitsOneBlock, type EntryHeader } from '../src/archive/header.js';
-import { collect, rejects, removeDir, scratchDir, streamOf } from './fixtures-archive.js';
+import { collect, rejects, removeDir, scratchDir, setXattr, streamOf, treeDigest } from './fixtures-archive.js';
 
 const base: EntryHeader = {
   name: 'a', kind: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 0, linkname: '', devmajor: 0, devminor: 0, xattrs: [],
@@ -114,6 +114,29 @@ test('a failed add leaves nothing of its entry behind; later adds and the tar ar
     await w.finalize();
     const entries = await listTar(streamOf(await tar));
     assert.equal(entries.map((e) => [e.name, e.size]), [['d/', 0], ['d/a', 1], ['d/b', 3000], ['d/.wh.gone', 0]]);
+  } finally {
+    removeDir(dir);
+  }
+});
+
+test('empty files are packed through their path: xattrs, owners and hard links come through', async () => {
+  const dir = scratchDir('writer-empty');
+  try {
+    mkdirSync(`${dir}/src`);
+    writeFileSync(`${dir}/src/empty`, '');
+    setXattr(`${dir}/src/empty`, 'user.e', Buffer.from([0xff, 0, 1]));
+    lchownSync(`${dir}/src/empty`, 7, 8);
+    linkSync(`${dir}/src/empty`, `${dir}/src/empty-link`);
+    writeFileSync(`${dir}/src/full`, 'x');
+    const entries = await listTar(streamOf(await collect(pack(`${dir}/src`))));
+    assert.equal(entries.map((e) => [e.name, e.kind, e.uid, e.linkname, e.xattrs]), [
+      ['empty', 'file', 7, '', [['user.e', Buffer.from([0xff, 0, 1])]]],
+      ['empty-link', 'link', 7, 'empty', [['user.e', Buffer.from([0xff, 0, 1])]]],
+      ['full', 'file', 0, '', []],
+    ]);
+    mkdirSync(`${dir}/dst`);
+    await unpack(`${dir}/dst`, pack(`${dir}/src`));
+    assert.equal(treeDigest(`${dir}/dst`), treeDigest(`${dir}/src`));
   } finally {
     removeDir(dir);
   }
