@@ -9,12 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { execFileSync } from 'node:child_process';
-import tar from 'tar-stream';
 import * as native from '@graphdriver/native';
 import {
   changesDirs,
   getFsMagic,
   getFsName,
+  listTar,
   pack,
   supportsDType,
   unpack,
@@ -23,22 +23,14 @@ import {
 const step = (n, text) => console.log(`\n${n}. ${text}`);
 const say = (text) => console.log(`   ${text}`);
 
-async function listTar(file) {
-  const entries = [];
-  const extract = tar.extract();
-  extract.on('entry', (header, stream, next) => {
-    entries.push(header);
-    stream.on('end', next);
-    stream.resume();
-  });
-  await pipeline(createReadStream(file), extract);
-  return entries;
-}
+// The entries of a tar file as core's own reader sees them (`tar -tv`).
+const entriesOf = (file) => listTar(createReadStream(file));
 
-function describe(h) {
-  const type = { file: '-', directory: 'd', symlink: 'l', link: 'h', fifo: 'p', 'character-device': 'c' }[h.type] ?? '?';
-  const target = h.linkname ? ` -> ${h.linkname}` : '';
-  return `${type} ${h.mode.toString(8).padStart(4, '0')} ${h.uid}:${h.gid} ${String(h.size).padStart(5)}  ${h.name}${target}`;
+function describe(e) {
+  const type = { file: '-', dir: 'd', symlink: 'l', link: 'h', fifo: 'p', char: 'c', block: 'b' }[e.kind] ?? '?';
+  const target = e.linkname ? ` -> ${e.linkname}` : '';
+  const xattrs = e.xattrs.length > 0 ? `  [${e.xattrs.map(([name]) => name).join(', ')}]` : '';
+  return `${type} ${e.mode.toString(8).padStart(4, '0')} ${e.uid}:${e.gid} ${String(e.size).padStart(5)}  ${e.name}${target}${xattrs}`;
 }
 
 const work = await mkdtemp(join(tmpdir(), 'graphdriver-demo-'));
@@ -70,7 +62,7 @@ try {
   step(3, 'pack it as a layer tar');
   const layerTar = join(work, 'layer.tar');
   await pipeline(pack(src), createWriteStream(layerTar));
-  const entries = await listTar(layerTar);
+  const entries = await entriesOf(layerTar);
   say(`${layerTar}: ${(await stat(layerTar)).size} bytes, ${entries.length} entries`);
   for (const h of entries) say(`  ${describe(h)}`);
 
@@ -96,7 +88,7 @@ try {
   await writeFile(join(upper, 'var/cache/new'), 'fresh\n');
   const diffTar = join(work, 'diff.tar');
   await pipeline(pack(upper, { sourceWhiteouts: 'overlay' }), createWriteStream(diffTar));
-  for (const h of await listTar(diffTar)) say(`  ${describe(h)}`);
+  for (const e of await entriesOf(diffTar)) say(`  ${describe(e)}`);
 
   step(7, 'apply that diff to the copy, as a layer on top of it');
   const applied = await unpack(copy, createReadStream(diffTar), { whiteouts: 'apply' });
