@@ -1,6 +1,6 @@
 /**
  * The byte formats on their own: PAX records (binary-safe, strict) and the header decisions Go's
- * archive/tar makes for moby (USTAR while everything fits, PAX otherwise), read back by tar-stream
+ * archive/tar makes for moby (USTAR while everything fits, PAX otherwise), read back by our reader
  * and GNU tar.
  */
 import { writeFileSync } from 'node:fs';
@@ -79,7 +79,7 @@ test('PAX when something does not fit: big ids, 8 GiB, long or non-ASCII names, 
   assert.ok(dir.subarray(512, 1024).includes(Buffer.from('SCHILY.xattr.user.x=\xff\n', 'latin1')));
 });
 
-test('tar-stream and GNU tar read the crafted headers back', async () => {
+test('our reader and GNU tar read the crafted headers back', async () => {
   const tar = craftTar([
     { name: 'big-ids', uid: 4_000_000, gid: 3_000_000, data: 'x' },
     { name: `${'n'.repeat(120)}/${'m'.repeat(120)}`, data: 'long' },
