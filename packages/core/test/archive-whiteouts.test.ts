@@ -192,6 +192,21 @@ test('aufs: .wh. entries are stored and packed as plain files; AUFS metadata is 
   }
 });
 
+test('aufs: a whiteout of "", "." or ".." is an InvalidArchiveError as in the other modes, and nothing is stored', async () => {
+  const base = scratchDir('wh-aufs-bad');
+  try {
+    for (const bad of ['.wh.', '.wh..', '.wh...']) {
+      const branch = `${base}/branch-${bad.length}`;
+      mkdirSync(branch);
+      const err = await unpack(branch, streamOf(craftTar([{ name: 'sub/' }, { name: `sub/${bad}` }])), { whiteouts: 'aufs' }).catch((e: unknown) => e);
+      assert.instance(err, InvalidArchiveError, `sub/${bad}`);
+      assert.equal(readdirSync(`${branch}/sub`), [], `sub/${bad} was not stored`);
+    }
+  } finally {
+    removeDir(base);
+  }
+});
+
 test('overlay -> tar -> aufs -> tar -> overlay keeps every whiteout and opaque marker', async () => {
   const base = scratchDir('wh-convert');
   try {

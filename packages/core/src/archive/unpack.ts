@@ -106,6 +106,11 @@ export async function unpack(root: string, tar: Readable, opts: UnpackOptions = 
   }
 }
 
+/** A whiteout's target that names no entry of its directory. */
+function isBadWhiteoutTarget(original: string): boolean {
+  return original === '' || original === '.' || original === '..';
+}
+
 /** The process umask, read without changing it (process.umask() with no argument is deprecated). */
 function currentUmask(): number {
   try {
@@ -253,6 +258,11 @@ class LayerUnpacker {
       this.whiteout(target, entry);
       return null;
     }
+    // 'aufs' stores whiteouts as files, but one of '', '.' or '..' is as malformed there as in the
+    // other modes: a branch reader (aufs, fuse-overlayfs) would take it for a deletion of the parent.
+    if (base.startsWith(WHITEOUT_PREFIX) && !base.startsWith(WHITEOUT_META_PREFIX) && isBadWhiteoutTarget(base.slice(WHITEOUT_PREFIX.length))) {
+      throw new InvalidArchiveError('invalid whiteout entry', name);
+    }
     return this.create(target, entry);
   }
 
@@ -265,7 +275,7 @@ class LayerUnpacker {
       return;
     }
     const original = t.base.slice(WHITEOUT_PREFIX.length);
-    if (original === '' || original === '.' || original === '..') {
+    if (isBadWhiteoutTarget(original)) {
       throw new InvalidArchiveError('invalid whiteout entry', t.name);
     }
     const originalRel = t.parentRel === '' ? original : `${t.parentRel}/${original}`;
