@@ -9,10 +9,12 @@ import { OperationFailedError } from '../errors.js';
 import { isAufsMetadata } from './whiteouts.js';
 import { LayerTarWriter, type PackOptions } from './writer.js';
 
+const ASCII = /^[\x00-\x7f]*$/;
+
 /** Names of a directory in UTF-8 byte order (not JavaScript's UTF-16 order). */
 export function sortedNames(names: string[]): string[] {
-  const ascii = names.every((n) => /^[\x00-\x7f]*$/.test(n));
-  if (ascii) return names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  // For ASCII names UTF-16 order is byte order, and the default sort needs no comparator calls.
+  if (names.every((n) => ASCII.test(n))) return names.sort();
   return names
     .map((n) => [n, Buffer.from(n, 'utf8')] as const)
     .sort((a, b) => Buffer.compare(a[1], b[1]))
@@ -32,7 +34,10 @@ export function pack(root: string, opts: PackOptions = {}): Readable {
     for (const name of sortedNames(names)) {
       const rel = dirRel === '' ? name : `${dirRel}/${name}`;
       if (opts.excludeAufsMetadata === true && isAufsMetadata(rel)) continue;
-      if ((await writer.addTreeEntry(root, rel)) === 'directory') await walk(rel);
+      // No await per entry unless the writer has to wait (a large file, a consumer that is behind).
+      let added = writer.addTreeEntryNow(root, rel);
+      if (added instanceof Promise) added = await added;
+      if (added === 'directory') await walk(rel);
     }
   };
   walk('')

@@ -59,17 +59,25 @@ export class TarOutput {
 
   /** Run `step` after every earlier one; synchronously when nothing is in flight. */
   run<T>(step: () => T | Promise<T>): Promise<T> {
+    try {
+      const result = this.runNow(step);
+      return result instanceof Promise ? result : Promise.resolve(result);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * run() without a Promise when the step could run at once: its value (or its synchronous
+   * throw), else a Promise as run() gives. For a caller that adds many entries in a loop.
+   */
+  runNow<T>(step: () => T | Promise<T>): T | Promise<T> {
     if (this.busy === undefined && !this.blocked) {
-      let result: T | Promise<T>;
-      try {
-        this.check();
-        result = step();
-      } catch (err) {
-        return Promise.reject(err);
-      }
+      this.check();
+      const result = step();
       if (!(result instanceof Promise)) {
         this.afterStep();
-        return Promise.resolve(result);
+        return result;
       }
       return this.track(result);
     }

@@ -170,10 +170,21 @@ export class LayerTarWriter {
 
   /** pack()'s add: `rel` comes from a directory listing (already clean). */
   addTreeEntry(root: string, rel: string): Promise<AddedKind> {
-    return this.out.run(() => {
-      this.checkOpen();
-      return this.writeEntry(root, rel);
-    });
+    return this.out.run(() => this.writeTreeEntry(root, rel));
+  }
+
+  /**
+   * addTreeEntry without a Promise per entry when the entry could be written at once (the usual
+   * case for a walk over small files); a Promise when it had to wait. Throws synchronously what
+   * a synchronous add threw.
+   */
+  addTreeEntryNow(root: string, rel: string): AddedKind | Promise<AddedKind> {
+    return this.out.runNow(() => this.writeTreeEntry(root, rel));
+  }
+
+  private writeTreeEntry(root: string, rel: string): AddedKind | Promise<AddedKind> {
+    this.checkOpen();
+    return this.writeEntry(root, rel);
   }
 
   /** Add the `.wh.<name>` entry that deletes `relPath` (mode 0, root-owned, mtime 0: deterministic). */
