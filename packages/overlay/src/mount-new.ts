@@ -36,6 +36,8 @@ export async function mountWithNewApi(m: OverlayMount): Promise<void> {
   const fsfd = await fsopen('overlay');
   try {
     const { attrs, sbFlags } = mountAttrsOf(m.options.flags);
+    // as mount(2) callers name it, so that mountinfo reads the same whichever API made the mount
+    await fsconfigSetString(fsfd, 'source', 'overlay');
     for (const opt of [...m.driverData, ...m.options.data]) {
       const eq = opt.indexOf('=');
       if (eq < 0) await fsconfigSetFlag(fsfd, opt);
