@@ -18,6 +18,8 @@ import { Readable } from 'node:stream';
 const BATCH = 64 * 1024;
 /** Size of a fresh batch buffer (several batches share one; a bigger entry gets its own). */
 const BUFFER_SIZE = 512 * 1024;
+/** The first buffer is smaller: many tars (a diff of a few files) never need more. */
+const FIRST_BUFFER_SIZE = 16 * 1024;
 
 export class TarOutput {
   readonly stream: Readable;
@@ -25,7 +27,7 @@ export class TarOutput {
   failure: Error | undefined;
   ended = false;
   /** The batch buffer: write at reserve()'s offset, then commit(). */
-  buf: Buffer = Buffer.allocUnsafe(BUFFER_SIZE);
+  buf: Buffer = Buffer.allocUnsafe(FIRST_BUFFER_SIZE);
   /** buf[start, used) is written and not yet pushed. */
   private start = 0;
   private used = 0;
