@@ -369,6 +369,13 @@ test('non-tar input: compressed layers are named as such, garbage and text are n
   await rejects(readLayerTar(streamOf(notEnd), () => null), InvalidArchiveError, /zero block at byte 0 is followed by a non-zero block/);
 });
 
+test('an object-mode input of Uint8Arrays is read like a byte stream', async () => {
+  const tar = craftTar([{ name: 'u8', data: 'bytes' }]);
+  const pieces = [new Uint8Array(tar.subarray(0, 700)), new Uint8Array(tar.subarray(700))];
+  const entries = await listTarPublic(Readable.from(pieces));
+  assert.equal(entries.map((e) => [e.name, e.size]), [['u8', 5]]);
+});
+
 test('after the end marker the rest is drained and ignored; header-only types carry no data whatever their size says', async () => {
   const garbage = Buffer.concat([craftTar([{ name: 'a', data: 'a' }]), Buffer.from('trailing junk that is not a tar'.repeat(50))]);
   const input = streamOf(garbage, 100);

@@ -145,11 +145,6 @@ export class TarFramer {
 
   constructor(private readonly handler: EntryHandler) {}
 
-  /** True once the end-of-archive marker was read. */
-  get done(): boolean {
-    return this.state === S_DONE;
-  }
-
   write(buf: Buffer): void {
     const len = buf.length;
     let pos = 0;
@@ -439,6 +434,13 @@ export class TarFramer {
   }
 }
 
+/** An input chunk as a Buffer: object-mode streams may hand over Uint8Arrays (or strings). */
+function asBuffer(chunk: Buffer | Uint8Array | string): Buffer {
+  if (Buffer.isBuffer(chunk)) return chunk;
+  if (typeof chunk === 'string') return Buffer.from(chunk, 'latin1');
+  return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+}
+
 export interface ReadOptions {
   signal?: AbortSignal;
   /** Called once when reading stops for any reason (success, error, abort), before settling. */
@@ -502,9 +504,9 @@ export function readLayerTar(input: Readable, handler: EntryHandler, opts: ReadO
         input.resume();
       }
     };
-    const onData = (chunk: Buffer | string): void => {
+    const onData = (chunk: Buffer | Uint8Array | string): void => {
       if (settled) return;
-      queue.push(typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk);
+      queue.push(asBuffer(chunk));
       if (queue.length > 2 && !paused) {
         paused = true;
         input.pause();
