@@ -59,9 +59,10 @@ export interface ClassicOptions {
 /** The form that would be used for `m` (without mounting): for tests and status. */
 export function classicFormFor(m: OverlayMount, opts: ClassicOptions): MountMethod | undefined {
   if (!opts.skipAbsolute && allPaths(m).every(isPlainPath) && classicData(m, (p) => p).length <= MOUNT_DATA_MAX) return 'mount(2)';
-  // fd numbers are at most 7 digits here; the estimate errs long
-  if (classicData(m, () => '/proc/self/fd/1234567').length <= MOUNT_DATA_MAX) return 'mount(2) fd paths';
-  if (opts.helper && classicData(m, () => '1234567', flagWords(m.options.flags)).length <= MOUNT_DATA_MAX) return 'mount(8) helper';
+  // A guess at the descriptors' numbers (four digits: a process with fewer than 10,000 open files);
+  // mountClassic checks the real data and moves on to the next form when the guess was short.
+  if (classicData(m, () => '/proc/self/fd/1234').length <= MOUNT_DATA_MAX) return 'mount(2) fd paths';
+  if (opts.helper && classicData(m, () => '1234', flagWords(m.options.flags)).length <= MOUNT_DATA_MAX) return 'mount(8) helper';
   return undefined;
 }
 
