@@ -9,9 +9,9 @@ import { chmodSync, linkSync, mkdirSync, rmSync, statSync, symlinkSync, unlinkSy
 import { mkdtemp, rm } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
-import { extract } from 'tar-stream';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { listTar } from '../src/archive/index.js';
 import { changesDirs } from '../src/changes/index.js';
 import type { CreateOpts, MountOpts, ProtoDriver } from '../src/driver.js';
 import { LayerUnknownError } from '../src/errors.js';
@@ -66,20 +66,7 @@ class CopyDriver implements ProtoDriver {
 }
 
 async function tarEntries(stream: Readable): Promise<Array<{ name: string; type: string; size: number }>> {
-  const out: Array<{ name: string; type: string; size: number }> = [];
-  const ex = extract();
-  await new Promise<void>((resolve, reject) => {
-    ex.on('entry', (h, s, next) => {
-      out.push({ name: h.name, type: h.type ?? 'null', size: h.size ?? 0 });
-      s.on('end', () => next());
-      s.resume();
-    });
-    ex.on('finish', resolve);
-    ex.on('error', reject);
-    stream.on('error', reject);
-    stream.pipe(ex);
-  });
-  return out;
+  return (await listTar(stream)).map((e) => ({ name: e.name, type: e.kind, size: e.size }));
 }
 
 async function withDriver(fn: (d: NaiveDiffDriver, inner: CopyDriver) => Promise<void>): Promise<void> {
@@ -154,14 +141,14 @@ test('changes, diff, applyDiff, diffSize: the applied layer equals the source, s
     assert.equal(
       entries.map((e) => `${e.type} ${e.name}`),
       [
-        'directory bin/',
+        'dir bin/',
         'file bin/bash',
         'link bin/sh',
-        'directory etc/',
+        'dir etc/',
         'file etc/.wh.hosts',
         'file etc/passwd',
-        'directory opt/',
-        'directory opt/app/',
+        'dir opt/',
+        'dir opt/app/',
         'file opt/app/run',
         'link opt/app/run2',
         'symlink opt/run',
