@@ -116,6 +116,26 @@ test('absolute symlink targets are taken inside the root when written through (c
     assert.is(readFileSync(`${root}/top`, 'utf8'), 'clamped at the root');
   }));
 
+test('writing through an absolute symlink with no directory behind it inside the root is a breakout; through a file, an invalid archive', () =>
+  inJail('safe-dangling', async ({ root, outside }) => {
+    // `esc` names the real outside dir, but inside the root (chroot view) nothing is there: it must
+    // neither be followed on the host nor have the missing path made up inside.
+    await refused(root, [{ name: 'esc', kind: 'symlink', linkname: outside }, { name: 'esc/through', data: 'pwned' }], /symlink that does not lead to a directory/);
+    await refused(root, [{ name: 'e2', kind: 'symlink', linkname: `${outside}/dir` }, { name: 'e2/newdir/' }], /symlink that does not lead to a directory/);
+    await refused(
+      root,
+      [{ name: 'd/' }, { name: 'd/first', data: '1' }, { name: 'd', kind: 'symlink', linkname: outside }, { name: 'd/second', data: '2' }],
+      /symlink that does not lead to a directory/,
+    );
+    assert.equal(readdirSync(root).sort(), ['d', 'e2', 'esc'], 'only the links themselves were made');
+    const err = await rejects(
+      unpack(root, streamOf(craftTar([{ name: 'f', data: 'file' }, { name: 'f/x', data: 'x' }]))),
+      InvalidArchiveError,
+      /not a directory/,
+    );
+    assert.is(err.entry, 'f/x');
+  }));
+
 test('writing through a symlink that resolves out of the root is a breakout, even when it looked harmless', () =>
   inJail('safe-chain', async ({ root }) => {
     // `b` -> `a/..` stays inside lexically, but `a` -> `.` makes it the root's parent.

@@ -15,7 +15,7 @@
  */
 import { closeSync, fstatSync } from 'node:fs';
 import { AT, O, RESOLVE, S, fchmodatSync, fchownatSync, fstatatSync, mkdiratSync, openat2Sync, readlinkatSync } from '@graphdriver/native';
-import { ArchiveBreakoutError, errorCode } from '../errors.js';
+import { ArchiveBreakoutError, errorCode, InvalidArchiveError } from '../errors.js';
 
 export const IMPLIED_DIRECTORY_MODE = 0o755;
 const MAX_SYMLINK_HOPS = 40; // the kernel's own limit (MAXSYMLINKS)
@@ -65,6 +65,9 @@ export class RootResolver {
       fd = this.open(rel, entry);
     } catch (err) {
       const code = errorCode(err);
+      // A file (or a symlink to one) where the entry needs a directory, or a symlink loop.
+      if (code === 'ENOTDIR') throw new InvalidArchiveError(`a parent of it (in ${JSON.stringify(rel)}) is not a directory`, entry);
+      if (code === 'ELOOP') throw new InvalidArchiveError(`its parent ${JSON.stringify(rel)} is a symlink loop`, entry);
       if (code !== 'ENOENT') throw err;
       if (!create) return undefined;
       fd = this.createImplied(rel, entry);
@@ -160,7 +163,7 @@ export class RootResolver {
             fd = this.open(prefix, entry);
           } catch (err) {
             if (errorCode(err) !== 'ENOENT') throw err;
-            fd = this.mkdirImplied(parentFd, part);
+            fd = this.mkdirImplied(parentFd, part, prefix, entry);
           }
         }
         if (opened !== undefined) closeSync(opened);
@@ -174,17 +177,27 @@ export class RootResolver {
     return opened as number;
   }
 
-  private mkdirImplied(parentFd: number, name: string): number {
+  private mkdirImplied(parentFd: number, name: string, rel: string, entry: string): number {
     try {
       mkdiratSync(parentFd, name, IMPLIED_DIRECTORY_MODE);
     } catch (err) {
-      // Only a directory that appeared meanwhile is acceptable; a file there stays an error below.
+      // Only a directory that appeared meanwhile is acceptable; anything else there is refused below.
       if (errorCode(err) !== 'EEXIST') throw err;
     }
-    const fd = openat2Sync(parentFd, name, {
-      flags: PATH_DIR | O.NOFOLLOW,
-      resolve: RESOLVE.BENEATH | RESOLVE.NO_SYMLINKS,
-    });
+    let fd: number;
+    try {
+      fd = openat2Sync(parentFd, name, { flags: PATH_DIR | O.NOFOLLOW, resolve: RESOLVE.BENEATH | RESOLVE.NO_SYMLINKS });
+    } catch (err) {
+      const code = errorCode(err);
+      if (code !== 'ENOTDIR' && code !== 'ELOOP') throw err;
+      // What stands there is not a directory: a symlink whose target is not a directory inside the
+      // root (dangling in the container's view, or out of it), or a file. Writing through either
+      // is refused with a typed error; moby's MkdirAll fails there too, untyped.
+      if ((fstatatSync(parentFd, name, AT.SYMLINK_NOFOLLOW).mode & S.IFMT) === S.IFLNK) {
+        throw new ArchiveBreakoutError(entry, `its parent ${JSON.stringify(rel)} is a symlink that does not lead to a directory inside the layer`);
+      }
+      throw new InvalidArchiveError(`its parent ${JSON.stringify(rel)} is not a directory`, entry);
+    }
     try {
       if (this.opts.impliedUid !== 0 || this.opts.impliedGid !== 0) {
         fchownatSync(parentFd, name, this.opts.impliedUid, this.opts.impliedGid, AT.SYMLINK_NOFOLLOW);

@@ -132,8 +132,8 @@ interface EvilTar {
 
 function evilTars(outside: string): EvilTar[] {
   const up = '../'.repeat(24) + outside.slice(1);
-  // Issue 2 asks for ArchiveBreakoutError here too; what a user must be able to rely on is that the
-  // tar is refused with one of our typed errors and that nothing outside changed.
+  // Any of our typed errors, where more than one reading is defensible (an absolute hard-link target
+  // is taken inside the layer, as moby does, and is then simply missing).
   const refused = 'typed' as const;
   const valid = buildTar([
     { name: 'ok/', type: 'dir' },
@@ -155,7 +155,7 @@ function evilTars(outside: string): EvilTar[] {
         { name: 'esc', type: 'symlink', linkname: outside },
         { name: 'esc/through', type: 'file', data: 'x' },
       ],
-      codes: refused,
+      codes: [BREAKOUT],
     },
     {
       name: 'relative symlink out, written through',
@@ -163,7 +163,7 @@ function evilTars(outside: string): EvilTar[] {
         { name: 'up', type: 'symlink', linkname: up },
         { name: 'up/through', type: 'file', data: 'x' },
       ],
-      codes: refused,
+      codes: [BREAKOUT],
     },
     {
       name: 'directory made through a symlink',
@@ -171,9 +171,9 @@ function evilTars(outside: string): EvilTar[] {
         { name: 'e', type: 'symlink', linkname: outside },
         { name: 'e/newdir/', type: 'dir' },
       ],
-      codes: refused,
+      codes: [BREAKOUT],
     },
-    { name: 'hard link to ../ outside', entries: [{ name: 'hl', type: 'link', linkname: `${up}/secret` }], codes: refused },
+    { name: 'hard link to ../ outside', entries: [{ name: 'hl', type: 'link', linkname: `${up}/secret` }], codes: [BREAKOUT] },
     { name: 'hard link to an absolute path', entries: [{ name: 'hla', type: 'link', linkname: `${outside}/secret` }], codes: refused },
     {
       name: 'symlink replacing a directory mid-archive',
@@ -183,10 +183,10 @@ function evilTars(outside: string): EvilTar[] {
         { name: 'd', type: 'symlink', linkname: outside },
         { name: 'd/second', type: 'file', data: 'x' },
       ],
-      codes: refused,
+      codes: [BREAKOUT],
     },
-    { name: 'whiteout of a path outside', entries: [{ name: `${up}/.wh.secret`, type: 'file' }], codes: refused },
-    { name: 'whiteout of ..', entries: [{ name: 'sub/', type: 'dir' }, { name: 'sub/.wh...', type: 'file' }], codes: refused },
+    { name: 'whiteout of a path outside', entries: [{ name: `${up}/.wh.secret`, type: 'file' }], codes: [BREAKOUT] },
+    { name: 'whiteout of ..', entries: [{ name: 'sub/', type: 'dir' }, { name: 'sub/.wh...', type: 'file' }], codes: [INVALID_ARCHIVE] },
     { name: 'truncated tar', raw: valid.subarray(0, 512 + 1000), codes: [INVALID_ARCHIVE] },
     { name: 'not a tar', raw: Buffer.concat([Buffer.from('this is not a tar archive\n'), randomBytes(2000)]), codes: [INVALID_ARCHIVE] },
     { name: 'absolute name', entries: [{ name: `${outside}/absname`, type: 'file', data: 'x' }], codes: refused, mayBeAccepted: true },
