@@ -16,7 +16,7 @@
  * - Diffs are read from the upper directory where the probes say it is right (diff.ts), else
  *   computed by core's NaiveDiffDriver; applyDiff extracts straight into `diff/`, staged.
  */
-import { closeSync, lchownSync, mkdirSync, rmdirSync } from 'node:fs';
+import { closeSync, mkdirSync, rmdirSync } from 'node:fs';
 import { access, chmod, chown, mkdir, mkdtemp, readdir, realpath, rename, rm, rmdir, stat, symlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -514,14 +514,8 @@ export class OverlayDriver
         ...(label === undefined ? {} : { label }),
         ...(opts.idMappings !== undefined && this.options.mount_program !== undefined ? { programMappings: programMappings(opts.idMappings) } : {}),
       };
-      if (!plan.readOnly) {
-        // a store made by containers/storage has it; moby's makes it with the layer; synchronous: it is there
-        mkdirSync(join(layer.dir, WORK), { recursive: true, mode: 0o700 });
-        if (idmapped) {
-          const root = hostRoot(opts.idMappings);
-          lchownSync(diff, root.uid, root.gid);
-        }
-      }
+      // a store made by containers/storage has it; moby's makes it with the layer; synchronous: it is there
+      if (!plan.readOnly) mkdirSync(join(layer.dir, WORK), { recursive: true, mode: 0o700 });
       return await this.#mounter.mount(m);
     } finally {
       for (const t of trees) closeSync(t);
