@@ -125,7 +125,12 @@ async function onHost(): Promise<number> {
     return 1;
   }
   console.log(`  qemu lane: exit ${lane.code} after ${lane.seconds.toFixed(1)} s`);
-  return lane.code === 0 ? 0 : 1;
+  // the guest's lines reach us prefixed; say them again here so the workspace's runner counts them
+  const m = new RegExp(`^${LABEL}: (\\d+) passed, (\\d+) failed, (\\d+) skipped`, 'm').exec(lane.output)!;
+  const r = { driver: LABEL, passed: Number(m[1]), failed: Number(m[2]) + (lane.code === 0 ? 0 : 1), skipped: Number(m[3]) };
+  console.log(formatSummaryLine(r));
+  printTotals(r);
+  return r.failed === 0 ? 0 : 1;
 }
 
 process.exitCode = inVmLane ? await inGuest() : await onHost();
