@@ -35,6 +35,7 @@ import {
 } from '@graphdriver/core';
 import { DIFF, type LayerLocation, type Layout } from './layout.js';
 import { linkTargetLayer } from './links.js';
+import { mergedViewChanges, mergedViewFileBytes, packMergedView } from './merged-view.js';
 import { regularFileBytes } from './usage.js';
 
 export interface LayerDiffsInit {
@@ -85,15 +86,30 @@ export class LayerDiffs {
     return this.init.nativeDiff && this.isParent(layer, parent);
   }
 
+  /**
+   * The layers of the merged view when the whole of a layer with lowers is asked for (no parent)
+   * and the uppers are plain enough to merge by hand (merged-view.ts); else undefined.
+   */
+  #wholeView(layer: LayerLocation, parent: string | undefined): string[] | undefined {
+    if (!this.init.nativeDiff || parent !== undefined) return undefined;
+    const lowers = this.lowerDiffDirs(layer);
+    return lowers.length === 0 ? undefined : [join(layer.dir, DIFF), ...lowers];
+  }
+
   /** The lower layers' diff directories, nearest first. */
   lowerDiffDirs(layer: LayerLocation): string[] {
     return this.init.layout.lowerEntries(layer).map((e) => this.init.layout.lowerDiffDir(e));
   }
 
   async diff(layer: LayerLocation, parent: string | undefined, opts: DiffOpts): Promise<Readable> {
+    const idMappings = opts.idMappings ?? this.init.idMappings;
+    const view = this.#wholeView(layer, parent);
+    if (view !== undefined) {
+      opts.signal?.throwIfAborted();
+      return packMergedView(view, { ...(idMappings === undefined ? {} : { idMappings }), ...(opts.signal === undefined ? {} : { signal: opts.signal }) });
+    }
     if (!this.#native(layer, parent)) return this.init.naive.diff(layer.id, parent, opts);
     opts.signal?.throwIfAborted();
-    const idMappings = opts.idMappings ?? this.init.idMappings;
     return pack(join(layer.dir, DIFF), {
       sourceWhiteouts: 'overlay',
       ...(idMappings === undefined ? {} : { idMappings }),
@@ -102,6 +118,8 @@ export class LayerDiffs {
   }
 
   async changes(layer: LayerLocation, parent: string | undefined, opts: DiffOpts): Promise<Change[]> {
+    const view = this.#wholeView(layer, parent);
+    if (view !== undefined) return mergedViewChanges(view, opts.signal).catch((err: unknown) => Promise.reject(wrap('changes', layer.id, err)));
     if (!this.#native(layer, parent)) return this.init.naive.changes(layer.id, parent, opts);
     try {
       return await changesFromLayerDir(join(layer.dir, DIFF), {
@@ -115,6 +133,8 @@ export class LayerDiffs {
   }
 
   async diffSize(layer: LayerLocation, parent: string | undefined, opts: DiffOpts): Promise<number> {
+    const view = this.#wholeView(layer, parent);
+    if (view !== undefined) return mergedViewFileBytes(view, opts.signal).catch((err: unknown) => Promise.reject(wrap('diffSize', layer.id, err)));
     if (!this.#native(layer, parent)) return this.init.naive.diffSize(layer.id, parent, opts);
     try {
       return await regularFileBytes(join(layer.dir, DIFF), opts.signal);

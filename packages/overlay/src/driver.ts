@@ -689,12 +689,16 @@ export class OverlayDriver
       throw err;
     }
     const applyOpts = { ...opts, ignoreChownErrors: opts.ignoreChownErrors ?? this.options.ignore_chown_errors };
-    if (!this.#diffs.appliesNatively(layer, parentId)) return this.#naive.applyDiff(id, parentId, tar, applyOpts);
-    return this.#locks.withLock(id, async () => {
+    const ownParent = this.#diffs.appliesNatively(layer, parentId);
+    const applied = await this.#locks.withLock(id, async (): Promise<number | undefined> => {
       const diff = join(layer.dir, DIFF);
       // Staged (extract aside, then swap in) when nothing could notice the swap: the diff is empty
       // and not mounted. Otherwise in place, as moby applies.
       const staged = this.#refs.count(this.#layout.mergedDir(layer)) === 0 && !this.#direct.has(id) && (await readdir(diff)).length === 0;
+      // A tar against no parent is a whole tree: laid into the empty upper of a layer with lowers it
+      // shows what extracting it through the mount shows (a directory or file of the tar hides the
+      // same name below, as the mount's replace would), so it needs no mount either.
+      if (!ownParent && !(parentId === undefined && staged)) return undefined;
       if (!staged) return applyLayerTar(diff, tar, this.#diffs.unpackOptions(applyOpts), id);
       const s = await this.#staging.extract(layer, tar, this.#diffs.unpackOptions(applyOpts));
       try {
@@ -705,6 +709,9 @@ export class OverlayDriver
       }
       return s.size;
     });
+    // any other parent: through the mount (moby's and containers/storage's naive apply); outside
+    // the layer's lock, which the naive driver's get() takes
+    return applied ?? this.#naive.applyDiff(id, parentId, tar, applyOpts);
   }
 
   // ---- optional capabilities -------------------------------------------------------------------
