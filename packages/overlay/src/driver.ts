@@ -108,6 +108,14 @@ export interface OverlayFeatures {
   idmappedLowers: boolean;
 }
 
+/** A layer's lowers and whether it has children, as get() needs them (see #shapeOf). */
+interface LayerShape {
+  dir: string;
+  ino: number | undefined;
+  lowers: string[];
+  committed: boolean;
+}
+
 /** How get() serves a layer. */
 type Plan =
   | { kind: 'direct' }
@@ -154,6 +162,8 @@ export class OverlayDriver
   readonly #direct = new Map<string, number>();
   /** Mount points we mounted through the mount program (they unmount through fusermount). */
   readonly #fuseMounts = new Set<string>();
+  /** What #shapeOf read, by layer id. */
+  readonly #shapes = new Map<string, LayerShape>();
   readonly #mounter: Mounter;
   readonly #mountOptions: ParsedMountOptions;
   readonly #driverData: readonly string[];
@@ -371,6 +381,7 @@ export class OverlayDriver
         if (parentLayer !== undefined && !parentLayer.readOnly) {
           const committed = join(parentLayer.dir, COMMITTED_FILE);
           if (readOptional(committed) === undefined) await writeFileAtomic(committed, '', 0o600);
+          this.#shapes.delete(parentLayer.id);
         }
       } catch (err) {
         // the layer is in place; a missing link is what repairLinks() makes again
@@ -400,6 +411,7 @@ export class OverlayDriver
       if (layer === undefined) return;
       if (layer.readOnly) throw new OperationFailedError('remove', id, new Error(`the layer is in a read-only additional image store (${layer.dir})`));
       this.#direct.delete(id);
+      this.#shapes.delete(id);
       const merged = this.#layout.mergedDir(layer);
       try {
         // every reference goes: remove() of a mounted layer unmounts it (moby's EnsureRemoveAll)
@@ -450,11 +462,29 @@ export class OverlayDriver
     return merged;
   }
 
+  /**
+   * A layer's lowers and whether it has children, read once per layer: get() asks on every call and
+   * each answer is a stat (~4 us here). The lowers never change; `committed` is only written by our
+   * create(), which forgets the parent's entry, as remove() forgets the layer's; a layer made again
+   * has a directory of another inode.
+   */
+  #shapeOf(layer: LayerLocation): LayerShape {
+    const cached = this.#shapes.get(layer.id);
+    if (cached !== undefined && layer.ino !== undefined && cached.ino === layer.ino && cached.dir === layer.dir) return cached;
+    const shape: LayerShape = {
+      dir: layer.dir,
+      ino: layer.ino,
+      lowers: this.#layout.lowerEntries(layer),
+      committed: readOptional(join(layer.dir, COMMITTED_FILE)) !== undefined,
+    };
+    if (layer.ino !== undefined) this.#shapes.set(layer.id, shape);
+    return shape;
+  }
+
   /** How layer `layer` is served for a get with `opts` (see the top of the file). */
   #plan(layer: LayerLocation, opts: MountOpts, extra: ParsedMountOptions): Plan {
-    const lowers = this.#layout.lowerEntries(layer);
-    const readOnly =
-      opts.readOnly === true || extra.readOnly || this.#mountOptions.readOnly || layer.readOnly || readOptional(join(layer.dir, COMMITTED_FILE)) !== undefined;
+    const { lowers, committed } = this.#shapeOf(layer);
+    const readOnly = opts.readOnly === true || extra.readOnly || this.#mountOptions.readOnly || layer.readOnly || committed;
     if (lowers.length === 0) {
       if (!readOnly && opts.idMappings === undefined) return { kind: 'direct' };
       return { kind: 'bind', readOnly };

@@ -18,7 +18,7 @@
  * called per container operation (moby's Go does the same blocking calls); a thread-pool round trip
  * costs more than the syscall.
  */
-import { readFileSync, readlinkSync, statSync } from 'node:fs';
+import { readFileSync, readlinkSync, statSync, type Stats } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { errorCode, isValidLayerId, InvalidLayerIdError } from '@graphdriver/core';
 import { isLinkName } from './link-id.js';
@@ -52,6 +52,8 @@ export interface LayerLocation {
   readonly home: string;
   /** True in an additional image store: never written, never removed. */
   readonly readOnly: boolean;
+  /** The inode of its directory when it was found (a layer removed and made again has another). */
+  readonly ino?: number;
 }
 
 /** True when `id` names a layer directory and not one of the driver's own (`l`, `staging`...). */
@@ -64,13 +66,19 @@ export function assertNotReserved(id: string): void {
   if (RESERVED.has(id)) throw new InvalidLayerIdError(id, 'the name is reserved by the overlay driver');
 }
 
-function isDirectory(path: string): boolean {
+/** The stat of `path` when it is a directory, else undefined. */
+function directoryStat(path: string): Stats | undefined {
   try {
-    return statSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false;
+    const st = statSync(path, { throwIfNoEntry: false });
+    return st?.isDirectory() ? st : undefined;
   } catch (err) {
-    if (errorCode(err) === 'ENOTDIR') return false;
+    if (errorCode(err) === 'ENOTDIR') return undefined;
     throw err;
   }
+}
+
+function isDirectory(path: string): boolean {
+  return directoryStat(path) !== undefined;
 }
 
 function exists(path: string): boolean {
@@ -118,11 +126,14 @@ export class Layout {
   /** Layer `id` in this store, else in an additional image store; undefined when none has it. */
   find(id: string): LayerLocation | undefined {
     if (RESERVED.has(id)) return undefined;
-    const own = join(this.home, id);
-    if (isDirectory(own)) return { id, dir: own, home: this.home, readOnly: false };
+    // ids are validated: a plain concatenation is the path (join would normalise for nothing)
+    const own = `${this.home}/${id}`;
+    const st = directoryStat(own);
+    if (st !== undefined) return { id, dir: own, home: this.home, readOnly: false, ino: st.ino };
     for (const home of this.storeHomes) {
-      const dir = join(home, id);
-      if (isDirectory(dir)) return { id, dir, home, readOnly: true };
+      const dir = `${home}/${id}`;
+      const sst = directoryStat(dir);
+      if (sst !== undefined) return { id, dir, home, readOnly: true, ino: sst.ino };
     }
     return undefined;
   }

@@ -54,6 +54,7 @@ const REFUSED_WORDS = new Set(['bind', 'rbind', 'remount', 'move', 'private', 'r
 
 /** Splits comma-separated option lists (several sources, in order; later words win) into flags and data. */
 export function parseMountOptions(...lists: ReadonlyArray<string | readonly string[] | undefined>): ParsedMountOptions {
+  if (lists.every((l) => l === undefined || l.length === 0)) return { flags: 0, data: [], readOnly: false };
   let flags = 0;
   const data: string[] = [];
   for (const list of lists) {
