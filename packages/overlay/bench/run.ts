@@ -2,20 +2,23 @@
  * `pnpm bench` for overlay: graphtest's benchmarks (moby's names and parameters) on a journaled
  * ext4 loop image, printed beside moby's overlay2 and containers/storage's overlay Go figures; then
  * get/put latency at depth 1, 100 and 500 (bench/mount-latency.ts) beside the bare kernel mount in
- * the same run. Written as JSON to bench-results/overlay.json. Arguments: benchmark names to run only
- * those (`mounts` for the latency part alone); GRAPHTEST_BENCHTIME (ms) and GRAPHTEST_COUNT override
+ * the same run; and 10,000 files extracted by GNU tar -x and by applyDiff in the same run
+ * (bench/apply-reference.ts). Written as JSON to bench-results/overlay.json. Arguments: benchmark
+ * names to run only those (`mounts` and `apply` for those parts alone); GRAPHTEST_BENCHTIME (ms) and GRAPHTEST_COUNT override
  * Go's 1 s and 3 samples.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { benchmarks, withJournaledExt4, type BenchReport } from '@graphdriver/graphtest';
 import { init } from '../src/index.js';
+import { applyReference, type ApplyReferenceRow } from './apply-reference.js';
 import { mountLatency, type MountLatencyReport } from './mount-latency.js';
 
 const args = process.argv.slice(2);
-const only = args.filter((a) => a !== 'mounts');
+const only = args.filter((a) => a !== 'mounts' && a !== 'apply');
 const wantGraphtest = args.length === 0 || only.length > 0;
 const wantMounts = args.length === 0 || args.includes('mounts');
+const wantApply = args.length === 0 || args.includes('apply');
 const options = process.env.OVERLAY_BENCH_OPTIONS?.split(' ').filter((s) => s !== '') ?? [];
 
 let graphtest: BenchReport | undefined;
@@ -27,9 +30,16 @@ if (wantGraphtest) {
   });
 }
 let mounts: MountLatencyReport | undefined;
-if (wantMounts) {
-  mounts = await withJournaledExt4((fs) => mountLatency(fs.path, { rounds: Number(process.env.OVERLAY_MOUNT_ROUNDS ?? 30) }), { gib: 4 });
+let apply: ApplyReferenceRow[] | undefined;
+if (wantMounts || wantApply) {
+  await withJournaledExt4(
+    async (fs) => {
+      if (wantApply) apply = await applyReference(fs.path, Number(process.env.OVERLAY_APPLY_ROUNDS ?? 5));
+      if (wantMounts) mounts = await mountLatency(fs.path, { rounds: Number(process.env.OVERLAY_MOUNT_ROUNDS ?? 30) });
+    },
+    { gib: 4 },
+  );
 }
 await mkdir('bench-results', { recursive: true });
-await writeFile(join('bench-results', 'overlay.json'), `${JSON.stringify({ graphtest, mounts }, null, 2)}\n`);
+await writeFile(join('bench-results', 'overlay.json'), `${JSON.stringify({ graphtest, apply, mounts }, null, 2)}\n`);
 console.log('\nJSON: bench-results/overlay.json');

@@ -531,13 +531,15 @@ export class OverlayDriver
     if (depth > MAX_LOWERS) throw new MaxDepthError(depth, MAX_LOWERS, `read-only mount of layer ${JSON.stringify(layer.id)}`);
     const trees: number[] = [];
     try {
+      // read-only: the layer's own diff is the top lower (moby)
       let lowerPaths = plan.lowers.map((e) => this.#layout.lowerLinkPath(e));
+      if (plan.readOnly) lowerPaths = [diff, ...lowerPaths];
       const idmapped = opts.idMappings !== undefined && this.options.mount_program === undefined;
       if (idmapped) lowerPaths = await this.#idmappedLowers(lowerPaths, opts.idMappings!, trees);
       const label = opts.mountLabel !== undefined && opts.mountLabel !== '' && selinuxEnabled() ? opts.mountLabel : undefined;
       const m: OverlayMount = {
         target: merged,
-        lowers: plan.readOnly ? [diff, ...lowerPaths] : lowerPaths,
+        lowers: lowerPaths,
         options: { ...options, readOnly: plan.readOnly },
         driverData: this.#driverData,
         ...(plan.readOnly ? {} : { upper: { dir: diff, work: join(layer.dir, WORK) } }),
@@ -559,7 +561,8 @@ export class OverlayDriver
     const clones = new Map<string, number>();
     const out: string[] = [];
     for (const p of paths) {
-      // p is <home>/l/<name>: clone the home so the link's ../<id>/diff stays inside the clone
+      // p is <home>/l/<name> (or a read-only layer's own <home>/<id>/diff): clone the home, so that
+      // the link's ../<id>/diff stays inside the clone
       const home = join(p, '..', '..');
       let tree = clones.get(home);
       if (tree === undefined) {
@@ -593,6 +596,7 @@ export class OverlayDriver
     // moby: removing the mount point makes the kernel drop copies of the mount that other mount
     // namespaces still hold, which would otherwise keep the upper dir in use (~0.1 ms)
     removeMountPoint(merged);
+    if (dirname(dirname(merged)) === this.#layout.storeMountsDir) removeMountPoint(dirname(merged));
   }
 
   async put(id: string): Promise<void> {
@@ -663,8 +667,12 @@ export class OverlayDriver
         failures.push(err);
       }
     }
+    // what is left under the home (mounts of an earlier process, a crashed idmap update); never the
+    // home itself, which may be a filesystem of its own that the user mounted there
     try {
-      await unmountRecursive(this.home, { lazyFallback: true, retries: 20, retryDelayMs: 25 });
+      const canonicalHome = await realpath(this.home);
+      const tops = (await mountsUnder(this.home)).map((m) => m.mountPoint).filter((p) => p !== canonicalHome);
+      for (const p of new Set(tops)) await unmountRecursive(p, { lazyFallback: true, retries: 20, retryDelayMs: 25 }).catch((err: unknown) => failures.push(err));
     } catch (err) {
       failures.push(err);
     }

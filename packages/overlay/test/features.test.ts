@@ -12,6 +12,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { S } from '@graphdriver/native';
 import { withScratchFs } from '@graphdriver/testkit';
+import { init, type OverlayDriver } from '../src/index.js';
 import { codeOf, errorOf, mountAt, readStream, start, tarOf, withRoot } from './helpers.js';
 
 const rows = (s: Array<[string, string]>): Record<string, string> => Object.fromEntries(s);
@@ -79,6 +80,18 @@ test('size limits where the filesystem has no project quota: QuotaNotSupportedEr
   });
 });
 
+test('a home that is a filesystem of its own stays mounted through cleanup(); what is under it goes', async () => {
+  await withScratchFs('ext4', { size: '64M' }, async (fs) => {
+    const d = (await init({ home: fs.path, root: join(fs.path, '..'), options: [] })) as OverlayDriver;
+    await d.create('base');
+    await d.create('layer', 'base');
+    const merged = await d.get('layer');
+    await d.cleanup();
+    assert.is(mountAt(merged), undefined, 'the layer mount is gone');
+    assert.ok(mountAt(fs.path) !== undefined, 'the home is still mounted');
+  });
+});
+
 test('fuse-overlayfs mode: mounts through it, stores AUFS whiteouts, marks the store; a later start without mount_program keeps using it', async () => {
   await withRoot(async (root) => {
     const d = await start(root, ['overlay.mount_program=/usr/bin/fuse-overlayfs']);
@@ -141,6 +154,14 @@ test('idmapped mounts: a layer shown with host ids through a mapping; updateLaye
       await d.put('ctr');
     }
     assert.is(statSync(join(root, 'overlay', 'base', 'diff', 'root-file')).uid, 0, 'on disk the ids stay unshifted');
+    writeFileSync(join(root, 'overlay', 'ctr', 'diff', 'own'), 'o');
+    const ro = await d.get('ctr', { idMappings: map, readOnly: true });
+    try {
+      assert.is(statSync(join(ro, 'root-file')).uid, 100000, 'read-only, the lowers are shifted');
+      assert.is(statSync(join(ro, 'own')).uid, 100000, "and so is the layer's own diff, the top lower");
+    } finally {
+      await d.put('ctr');
+    }
     const solo = await d.get('base', { idMappings: map });
     assert.is(statSync(join(solo, 'user-file')).uid, 101000, 'a layer without lowers: an idmapped bind of its diff');
     await d.put('base');
