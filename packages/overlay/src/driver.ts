@@ -24,7 +24,6 @@ import { debuglog } from 'node:util';
 import {
   errorCode,
   GraphDriverError,
-  IncompatibleFsError,
   InvalidOptionError,
   KeyedMutex,
   LayerExistsError,
@@ -219,9 +218,8 @@ export class OverlayDriver
     if (program === undefined && marker === 'true') {
       const found = await findInPath('fuse-overlayfs');
       if (found === undefined) {
-        throw new IncompatibleFsError(
-          `overlay: ${home} was written through a mount program (${MOUNT_PROGRAM_MARKER} says true): its layers hold AUFS whiteouts the kernel's overlay would misread; set overlay.mount_program`,
-          'overlay-with-mount-program',
+        throw new PrerequisitesError(
+          `overlay: ${home} was written through a mount program (${MOUNT_PROGRAM_MARKER} says true) and fuse-overlayfs is not in PATH: its layers hold AUFS whiteouts the kernel's overlay would misread; install fuse-overlayfs or set overlay.mount_program`,
         );
       }
       debug('%s was written through a mount program; using %s', home, found);

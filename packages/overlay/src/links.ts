@@ -19,7 +19,7 @@ import { debuglog } from 'node:util';
 import { errorCode } from '@graphdriver/core';
 import { writeFileAtomic } from './atomic-write.js';
 import { generateLinkId, isLinkName } from './link-id.js';
-import { DIFF, LINK_DIR, LINK_FILE, type Layout } from './layout.js';
+import { DIFF, LINK_FILE, type Layout } from './layout.js';
 
 const debug = debuglog('graphdriver:overlay');
 
