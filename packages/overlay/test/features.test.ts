@@ -67,6 +67,17 @@ test('init refuses a home on overlay (IncompatibleFsError) and a filesystem with
   });
 });
 
+test("the refusals' wording: no overlay in /proc/filesystems is seen as such; xfs without d_type gets moby's ftype=1 hint", async () => {
+  const { listsOverlay, dtypeRefusal } = await import('../src/support.js');
+  assert.ok(listsOverlay('nodev\tsysfs\n\text4\nnodev\toverlay\n'));
+  assert.not.ok(listsOverlay('nodev\tsysfs\n\text4\nnodev\toverlayfs-something\n'));
+  const xfs = dtypeRefusal('xfs');
+  assert.is(xfs.code, 'ERR_GRAPHDRIVER_INCOMPATIBLE_FS');
+  assert.match(xfs.message, /Reformat the filesystem with ftype=1/);
+  // (an xfs made with ftype=0 is a V4 filesystem, which this kernel no longer mounts: ext4 without
+  // the filetype feature is the real refusal, tested with init above)
+});
+
 test('size limits where the filesystem has no project quota: QuotaNotSupportedError, nothing created; overlay.size fails at start', async () => {
   await withScratchFs('ext4', { size: '64M' }, async (fs) => {
     const d = await start(fs.path);
