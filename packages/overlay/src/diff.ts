@@ -22,6 +22,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import {
   changesFromLayerDir,
+  errorCode,
   GraphDriverError,
   OperationFailedError,
   pack,
@@ -46,6 +47,8 @@ export interface LayerDiffsInit {
   /** How whiteouts are stored in diff dirs: the kernel's, or AUFS files for a mount program. */
   whiteouts: 'overlay' | 'aufs';
   idMappings: IdMappings | undefined;
+  /** Makes missing short links again (the driver's repairLinks); called once when a lower's link is gone. */
+  repairLinks: () => Promise<unknown>;
 }
 
 function wrap(operation: string, id: string, err: unknown): unknown {
@@ -90,20 +93,28 @@ export class LayerDiffs {
    * The layers of the merged view when the whole of a layer with lowers is asked for (no parent)
    * and the uppers are plain enough to merge by hand (merged-view.ts); else undefined.
    */
-  #wholeView(layer: LayerLocation, parent: string | undefined): string[] | undefined {
+  async #wholeView(layer: LayerLocation, parent: string | undefined): Promise<string[] | undefined> {
     if (!this.init.nativeDiff || parent !== undefined) return undefined;
-    const lowers = this.lowerDiffDirs(layer);
+    const lowers = await this.lowerDiffDirs(layer);
     return lowers.length === 0 ? undefined : [join(layer.dir, DIFF), ...lowers];
   }
 
   /** The lower layers' diff directories, nearest first. */
-  lowerDiffDirs(layer: LayerLocation): string[] {
-    return this.init.layout.lowerEntries(layer).map((e) => this.init.layout.lowerDiffDir(e));
+  async lowerDiffDirs(layer: LayerLocation): Promise<string[]> {
+    const read = (): string[] => this.init.layout.lowerEntries(layer).map((e) => this.init.layout.lowerDiffDir(e));
+    try {
+      return read();
+    } catch (err) {
+      if (errorCode(err) !== 'ENOENT') throw err;
+      // a short link lost to a crash: made again from the layers' link files, then read once more
+      await this.init.repairLinks();
+      return read();
+    }
   }
 
   async diff(layer: LayerLocation, parent: string | undefined, opts: DiffOpts): Promise<Readable> {
     const idMappings = opts.idMappings ?? this.init.idMappings;
-    const view = this.#wholeView(layer, parent);
+    const view = await this.#wholeView(layer, parent);
     if (view !== undefined) {
       opts.signal?.throwIfAborted();
       return packMergedView(view, { ...(idMappings === undefined ? {} : { idMappings }), ...(opts.signal === undefined ? {} : { signal: opts.signal }) });
@@ -118,13 +129,13 @@ export class LayerDiffs {
   }
 
   async changes(layer: LayerLocation, parent: string | undefined, opts: DiffOpts): Promise<Change[]> {
-    const view = this.#wholeView(layer, parent);
+    const view = await this.#wholeView(layer, parent);
     if (view !== undefined) return mergedViewChanges(view, opts.signal).catch((err: unknown) => Promise.reject(wrap('changes', layer.id, err)));
     if (!this.#native(layer, parent)) return this.init.naive.changes(layer.id, parent, opts);
     try {
       return await changesFromLayerDir(join(layer.dir, DIFF), {
         whiteouts: 'overlay',
-        lowerDirs: this.lowerDiffDirs(layer),
+        lowerDirs: await this.lowerDiffDirs(layer),
         ...(opts.signal === undefined ? {} : { signal: opts.signal }),
       });
     } catch (err) {
@@ -133,7 +144,7 @@ export class LayerDiffs {
   }
 
   async diffSize(layer: LayerLocation, parent: string | undefined, opts: DiffOpts): Promise<number> {
-    const view = this.#wholeView(layer, parent);
+    const view = await this.#wholeView(layer, parent);
     if (view !== undefined) return mergedViewFileBytes(view, opts.signal).catch((err: unknown) => Promise.reject(wrap('diffSize', layer.id, err)));
     if (!this.#native(layer, parent)) return this.init.naive.diffSize(layer.id, parent, opts);
     try {

@@ -202,6 +202,7 @@ export class OverlayDriver
       nativeDiff: init.features.nativeDiff.ok,
       whiteouts: init.options.mount_program === undefined ? 'overlay' : 'aufs',
       idMappings: init.idMappings,
+      repairLinks: () => this.repairLinks(),
     });
   }
 
@@ -646,7 +647,7 @@ export class OverlayDriver
       UpperDir: join(layer.dir, DIFF),
     };
     try {
-      const lowers = this.#layout.lowerEntries(layer).map((e) => this.#layout.lowerDiffDir(e));
+      const lowers = await this.#diffs.lowerDiffDirs(layer);
       if (lowers.length > 0) md.LowerDir = lowers.join(':');
     } catch (err) {
       throw wrap('reading the lowers', id, err);
@@ -768,7 +769,7 @@ export class OverlayDriver
     validateLayerId(id);
     const layer = this.#layout.find(id);
     if (layer === undefined) throw new LayerUnknownError(id);
-    const dirs = [join(layer.dir, DIFF), ...this.#layout.lowerEntries(layer).map((e) => this.#layout.lowerDiffDir(e))];
+    const dirs = [join(layer.dir, DIFF), ...(await this.#diffs.lowerDiffDirs(layer))];
     return layerFileGetter(dirs, this.options.mount_program === undefined ? 'overlay' : 'aufs');
   }
 

@@ -171,6 +171,12 @@ test('a link lost while the driver runs is repaired on demand: by get() of a chi
     assert.is(readFileSync(join(home, 'c', 'lower'), 'utf8'), `l/${linkB}:l/${linkA}`);
     const report = await d.repairLinks();
     assert.equal(report, { restored: [], relinked: [], removed: [] }, 'nothing left to repair');
+
+    // and by the diff side: changes, metadata and the whole-layer diff read the lowers' links
+    await unlink(join(home, 'l', linkA));
+    assert.equal(await d.changes('c', 'b'), []);
+    assert.match((await d.metadata('c')).LowerDir!, /\/a\/diff$/);
+    assert.is(readlinkSync(join(home, 'l', linkA)), '../a/diff', 'made again on demand');
     await d.cleanup();
   });
 });
