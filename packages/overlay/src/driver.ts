@@ -26,6 +26,7 @@ import {
   GraphDriverError,
   InvalidOptionError,
   KeyedMutex,
+  LayerBusyError,
   LayerExistsError,
   LayerUnknownError,
   MaxDepthError,
@@ -802,6 +803,8 @@ export class OverlayDriver
         await chownByMaps(join(layer.dir, DIFF), toContainer, toHost);
         return;
       }
+      // a second writable overlay on an upper that is mounted is undefined behaviour (the kernel warns)
+      if (this.#refs.count(this.#layout.mergedDir(layer)) > 0) throw new LayerBusyError(id, 'it is mounted; put() it before changing its id mapping');
       // a writable mount of its own, whatever its committed state, so that changes land in diff/
       const merged = join(layer.dir, 'idmap-update');
       await mkdir(merged, { recursive: true, mode: 0o700 });

@@ -177,7 +177,10 @@ test('idmapped mounts: a layer shown with host ids through a mapping; updateLaye
     assert.is(statSync(join(solo, 'user-file')).uid, 101000, 'a layer without lowers: an idmapped bind of its diff');
     await d.put('base');
 
-    // moving a layer from one mapping to another
+    // moving a layer from one mapping to another (not under a mount of it)
+    await d.get('ctr');
+    assert.is(await codeOf(d.updateLayerIdMap('ctr', { uidMap: [], gidMap: [] }, map)), 'ERR_GRAPHDRIVER_LAYER_BUSY');
+    await d.put('ctr');
     await d.updateLayerIdMap('ctr', { uidMap: [], gidMap: [] }, map);
     const shifted = await d.get('ctr');
     try {
