@@ -84,7 +84,7 @@ import {
 } from './layout.js';
 import { generateLinkId } from './link-id.js';
 import { repairLinks, type LinkRepairReport } from './links.js';
-import { parseMountOptions, selinuxEnabled, type ParsedMountOptions } from './mount-options.js';
+import { parseMountOptions, type ParsedMountOptions } from './mount-options.js';
 import type { MountMethod, OverlayMount } from './mount-request.js';
 import { Mounter } from './mounter.js';
 import { isLayerMounted } from './mount-check.js';
@@ -536,7 +536,9 @@ export class OverlayDriver
       if (plan.readOnly) lowerPaths = [diff, ...lowerPaths];
       const idmapped = opts.idMappings !== undefined && this.options.mount_program === undefined;
       if (idmapped) lowerPaths = await this.#idmappedLowers(lowerPaths, opts.idMappings!, trees);
-      const label = opts.mountLabel !== undefined && opts.mountLabel !== '' && selinuxEnabled() ? opts.mountLabel : undefined;
+      // passed through as moby's and containers/storage's label.FormatMountLabel do: without an LSM
+      // that takes it, the kernel refuses the mount (a label given there is the caller's mistake)
+      const label = opts.mountLabel !== undefined && opts.mountLabel !== '' ? opts.mountLabel : undefined;
       const m: OverlayMount = {
         target: merged,
         lowers: lowerPaths,

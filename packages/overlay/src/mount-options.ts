@@ -6,7 +6,6 @@
  * and key/value pairs for fsconfig(). The options that name the layers themselves are the
  * driver's, never the user's.
  */
-import { readFileSync } from 'node:fs';
 import { InvalidOptionError } from '@graphdriver/core';
 import { MOUNT_ATTR, MS } from '@graphdriver/native';
 
@@ -106,21 +105,4 @@ export function mountAttrsOf(flags: number): { attrs: number; sbFlags: string[] 
   if (flags & MS.MANDLOCK) sbFlags.push('mand');
   if (flags & MS.LAZYTIME) sbFlags.push('lazytime');
   return { attrs, sbFlags };
-}
-
-let selinuxState: boolean | undefined;
-
-/**
- * Whether SELinux is enabled (selinuxfs is mounted). go-selinux formats a mount label into the
- * options only then, and so do we: without an LSM to take it, `context=` is an unknown overlay option.
- */
-export function selinuxEnabled(): boolean {
-  if (selinuxState === undefined) {
-    try {
-      selinuxState = readFileSync('/proc/self/mountinfo', 'utf8').includes(' - selinuxfs ');
-    } catch {
-      selinuxState = false;
-    }
-  }
-  return selinuxState;
 }

@@ -15,7 +15,7 @@ export interface OverlayMount {
   options: ParsedMountOptions;
   /** Options the driver adds (`index=off`), before the user's. */
   driverData: readonly string[];
-  /** The SELinux context of the mount, when SELinux is enabled. */
+  /** The SELinux context of the mount (`context="..."`). */
   label?: string;
   /** uid/gid mappings for a mount program (`uidmapping=0:100000:65536`). */
   programMappings?: readonly string[];
