@@ -16,16 +16,12 @@
 import { strict as assert } from 'node:assert';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { conformance, formatSummaryLine, runCases, type Case, type Report } from '@graphdriver/graphtest';
-import { inVmLane, runInVmLane, withScratchFs, writeZerosWithoutSysResource, type ScratchFsOptions, type ScratchFsType } from '@graphdriver/testkit';
+import { conformance, runCases, type Case, type Report } from '@graphdriver/graphtest';
+import { inVmLane, printReportLines, runReportInVmLane, withScratchFs, writeZerosWithoutSysResource, type ScratchFsOptions, type ScratchFsType } from '@graphdriver/testkit';
 import { init, type OverlayDriver } from '../src/index.js';
 
 const pkgDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const LABEL = 'overlay-quota';
-
-function printTotals(r: Pick<Report, 'passed' | 'failed' | 'skipped'>): void {
-  console.log(`\n  Total:     ${r.passed + r.failed + r.skipped}\n  Passed:    ${r.passed}\n  Skipped:   ${r.skipped}\n`);
-}
 
 const start = (root: string, options: string[] = []): Promise<OverlayDriver> =>
   init({ home: join(root, 'overlay'), root, options }) as Promise<OverlayDriver>;
@@ -107,30 +103,13 @@ async function inGuest(): Promise<number> {
     failed: reports.reduce((n, r) => n + r.failed, 0),
     skipped: reports.reduce((n, r) => n + r.skipped, 0),
   };
-  console.log(formatSummaryLine(total));
-  printTotals(total);
+  printReportLines(LABEL, total);
   return total.failed === 0 && total.skipped === 0 ? 0 : 1;
 }
 
 async function onHost(): Promise<number> {
   console.log('  SetQuota, overlay.size and Linux 6.1 run in the qemu lane: this kernel has no project quotas');
-  const lane = await runInVmLane(['node', '--import', 'tsx', 'test/quota-lane.ts'], { cwd: pkgDir }).catch((err: unknown) => {
-    console.log(`  fail  qemu lane: ${(err as Error).message}`);
-    return undefined;
-  });
-  if (lane === undefined || !new RegExp(`^${LABEL}: \\d+ passed`, 'm').test(lane.output)) {
-    const r = { driver: LABEL, passed: 0, failed: 1, skipped: 0 };
-    console.log(formatSummaryLine(r));
-    printTotals(r);
-    return 1;
-  }
-  console.log(`  qemu lane: exit ${lane.code} after ${lane.seconds.toFixed(1)} s`);
-  // the guest's lines reach us prefixed; say them again here so the workspace's runner counts them
-  const m = new RegExp(`^${LABEL}: (\\d+) passed, (\\d+) failed, (\\d+) skipped`, 'm').exec(lane.output)!;
-  const r = { driver: LABEL, passed: Number(m[1]), failed: Number(m[2]) + (lane.code === 0 ? 0 : 1), skipped: Number(m[3]) };
-  console.log(formatSummaryLine(r));
-  printTotals(r);
-  return r.failed === 0 ? 0 : 1;
+  return runReportInVmLane(LABEL, ['node', '--import', 'tsx', 'test/quota-lane.ts'], { cwd: pkgDir });
 }
 
 process.exitCode = inVmLane ? await inGuest() : await onHost();

@@ -88,3 +88,31 @@ export async function kernelHasProjectQuota(): Promise<boolean> {
     return false;
   }
 }
+
+/** The closing line graphtest prints for a run (`vfs: N passed, N failed, N skipped`) and uvu-shaped totals after it. */
+export function printReportLines(label: string, r: { passed: number; failed: number; skipped: number }): void {
+  console.log(`${label}: ${r.passed} passed, ${r.failed} failed, ${r.skipped} skipped`);
+  console.log(`\n  Total:     ${r.passed + r.failed + r.skipped}\n  Passed:    ${r.passed}\n  Skipped:   ${r.skipped}\n`);
+}
+
+/**
+ * Runs a script in the guest that prints graphtest's closing line for `label`, then says that line
+ * (and uvu-shaped totals) again on the host, where the workspace's test runner counts them: the
+ * guest's own lines reach the host prefixed. A lane that could not run, died before its line, or
+ * exited non-zero counts as a failure. Returns the exit code to use.
+ */
+export async function runReportInVmLane(label: string, argv: string[], opts: { cwd: string; timeoutSeconds?: number }): Promise<number> {
+  const lane = await runInVmLane(argv, opts).catch((err: unknown) => {
+    console.log(`  fail  qemu lane: ${(err as Error).message}`);
+    return undefined;
+  });
+  const line = lane && new RegExp(`^${label}: (\\d+) passed, (\\d+) failed, (\\d+) skipped`, 'm').exec(lane.output);
+  if (!lane || !line) {
+    printReportLines(label, { passed: 0, failed: 1, skipped: 0 });
+    return 1;
+  }
+  console.log(`  qemu lane: exit ${lane.code} after ${lane.seconds.toFixed(1)} s`);
+  const r = { passed: Number(line[1]), failed: Number(line[2]) + (lane.code === 0 ? 0 : 1), skipped: Number(line[3]) };
+  printReportLines(label, r);
+  return r.failed === 0 ? 0 : 1;
+}

@@ -9,16 +9,12 @@
  */
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { conformance, formatSummaryLine, type Report } from '@graphdriver/graphtest';
-import { inVmLane, runInVmLane, withScratchFs } from '@graphdriver/testkit';
+import { conformance } from '@graphdriver/graphtest';
+import { inVmLane, printReportLines, runReportInVmLane, withScratchFs } from '@graphdriver/testkit';
 import { init } from '../src/index.js';
 
 const pkgDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const LABEL = 'vfs-quota';
-
-function printTotals(r: Pick<Report, 'passed' | 'failed' | 'skipped'>): void {
-  console.log(`\n  Total:     ${r.passed + r.failed + r.skipped}\n  Passed:    ${r.passed}\n  Skipped:   ${r.skipped}\n`);
-}
 
 async function inGuest(): Promise<number> {
   return withScratchFs('xfs', { size: '512M', mountOptions: ['prjquota'] }, async (fs) => {
@@ -27,26 +23,14 @@ async function inGuest(): Promise<number> {
       only: ['SetQuota'],
       quotaRoot: fs.path,
     });
-    printTotals(report);
+    printReportLines(LABEL, report);
     return report.failed === 0 && report.passed === 1 ? 0 : 1;
   });
 }
 
 async function onHost(): Promise<number> {
   console.log('  SetQuota runs in the qemu lane: this kernel has no project quotas');
-  const lane = await runInVmLane(['node', '--import', 'tsx', 'test/quota-lane.ts'], { cwd: pkgDir }).catch((err: unknown) => {
-    console.log(`  fail  SetQuota: ${(err as Error).message}`);
-    return undefined;
-  });
-  // The guest printed the summary line; a lane that died before it is a failure of its own.
-  if (lane === undefined || !new RegExp(`^${LABEL}: \\d+ passed`, 'm').test(lane.output)) {
-    const r = { driver: LABEL, passed: 0, failed: 1, skipped: 0 };
-    console.log(formatSummaryLine(r));
-    printTotals(r);
-    return 1;
-  }
-  console.log(`  qemu lane: exit ${lane.code} after ${lane.seconds.toFixed(1)} s`);
-  return lane.code === 0 ? 0 : 1;
+  return runReportInVmLane(LABEL, ['node', '--import', 'tsx', 'test/quota-lane.ts'], { cwd: pkgDir });
 }
 
 process.exitCode = inVmLane ? await inGuest() : await onHost();
