@@ -14,9 +14,9 @@
  *  - its work directory `.wh..wh.work` at the top, unless the branch is still mounted.
  *
  * It walks the branch with directory fds (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, getdents),
- * and touches entries only by name relative to their directory (xattrs through
- * `/proc/self/fd/<dir>/<name>` with the l* calls, which resolve the pinned directory and never follow
- * the name), so it may run on a branch a container is changing: a directory swapped for a symlink
+ * and touches entries only by name relative to their directory (xattrs of a directory through its
+ * fd, of a file through `/proc/self/fd/<dir>/<name>` with the l* calls, which resolve the pinned
+ * directory and never follow the name), so it may run on a branch a container is changing: a directory swapped for a symlink
  * meanwhile cannot lead it outside the branch.
  */
 import { closeSync, fchownSync, fstatSync } from 'node:fs';
@@ -30,7 +30,9 @@ import {
   S,
   fstatatSync,
   getdentsSync,
-  lgetxattrSync,
+  fgetxattrSync,
+  flistxattrSync,
+  fremovexattrSync,
   llistxattrSync,
   lremovexattrSync,
   openat2Sync,
@@ -87,19 +89,6 @@ function privateXattrs(path: string): string[] {
   }
 }
 
-function isFlaggedOpaque(path: string, names: readonly string[]): boolean {
-  for (const n of names) {
-    if (!OPAQUE_XATTRS.includes(n)) continue;
-    try {
-      const v = lgetxattrSync(path, n);
-      if (v.length === 1 && v[0] === 0x79) return true;
-    } catch (err) {
-      if (!isAbsent(err)) throw err;
-    }
-  }
-  return false;
-}
-
 function removeXattrs(path: string, names: readonly string[]): number {
   let n = 0;
   for (const name of names) {
@@ -144,7 +133,7 @@ export async function normalizeBranch(dir: string, opts: NormalizeOptions = {}):
   const stack: number[] = [rootFd];
   let sinceYield = 0;
   try {
-    normalizeDirItself(rootFd, `/proc/self/fd/${rootFd}`, report);
+    normalizeDirItself(rootFd, report);
     while (stack.length > 0) {
       const dirFd = stack.pop()!;
       try {
@@ -185,7 +174,7 @@ export async function normalizeBranch(dir: string, opts: NormalizeOptions = {}):
               throw err;
             }
             try {
-              normalizeDirItself(fd, `/proc/self/fd/${fd}`, report);
+              normalizeDirItself(fd, report);
             } catch (err) {
               closeSync(fd);
               throw err;
@@ -211,16 +200,39 @@ export async function normalizeBranch(dir: string, opts: NormalizeOptions = {}):
   return report;
 }
 
-/** A directory's own private xattrs; an opaque flag becomes its `.wh..wh..opq` file first. */
-function normalizeDirItself(fd: number, path: string, report: NormalizeReport): void {
-  const names = privateXattrs(path);
+/** A directory's own private xattrs, by its fd; an opaque flag becomes its `.wh..wh..opq` file first. */
+function normalizeDirItself(fd: number, report: NormalizeReport): void {
+  let names: string[];
+  try {
+    names = flistxattrSync(fd).filter(isUnionPrivateXattr);
+  } catch (err) {
+    if (isAbsent(err)) return;
+    throw err;
+  }
   if (names.length === 0) return;
-  if (isFlaggedOpaque(path, names)) {
+  let opaque = false;
+  for (const n of names) {
+    if (!OPAQUE_XATTRS.includes(n)) continue;
+    try {
+      const v = fgetxattrSync(fd, n);
+      if (v.length === 1 && v[0] === 0x79) opaque = true;
+    } catch (err) {
+      if (!isAbsent(err)) throw err;
+    }
+  }
+  if (opaque) {
     const st = fstatSync(fd);
     // fuse-overlayfs writes the marker itself (0700, owned by the directory's owner); only a missing one is made
     if (createMarker(fd, OPAQUE_MARKER, 0o700, st.uid, st.gid)) report.opaqueMarkers++;
   }
-  report.xattrs += removeXattrs(path, names);
+  for (const name of names) {
+    try {
+      fremovexattrSync(fd, name);
+      report.xattrs++;
+    } catch (err) {
+      if (!isAbsent(err)) throw err;
+    }
+  }
 }
 
 /** Whether the branch holds fuse-overlayfs's work directory: it was mounted writable and not normalized since. */
