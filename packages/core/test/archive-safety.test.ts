@@ -77,12 +77,20 @@ test('names with ../ are breakouts', () =>
     await refused(root, [{ name: '../outside/dir/' }], /leads out/);
   }));
 
-test('absolute names are breakouts', () =>
+test('absolute names are taken inside the root, as moby joins them to it (umoci writes its root as "/")', () =>
   inJail('safe-abs', async ({ root, outside }) => {
-    const err = await refused(root, [{ name: `${outside}/canary`, data: 'pwned' }], /absolute/);
-    assert.is(err.entry, `${outside}/canary`);
-    await refused(root, [{ name: '/etc/passwd', data: 'pwned' }], /absolute/);
-    assert.equal(readdirSync(root), []);
+    await unpack(
+      root,
+      streamOf(craftTar([
+        { name: '/', kind: 'dir' },
+        { name: `${outside}/canary`, data: 'inside' },
+        { name: '/etc/passwd', data: 'inside too' },
+        { name: '/../../etc/shadow', data: 'clamped at the root' },
+      ])),
+    );
+    assert.is(readFileSync(`${root}${outside}/canary`, 'utf8'), 'inside');
+    assert.is(readFileSync(`${root}/etc/passwd`, 'utf8'), 'inside too');
+    assert.is(readFileSync(`${root}/etc/shadow`, 'utf8'), 'clamped at the root');
   }));
 
 test('a symlink whose relative target leaves the root is refused when it is created (moby’s rule)', () =>

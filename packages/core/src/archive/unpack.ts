@@ -6,9 +6,10 @@
  * Every entry's parent directory is resolved inside the root by resolver.ts (openat2); the entry
  * itself is then created, replaced or changed with *at calls on its final name relative to that
  * directory fd, never following a symlink in the last component. Names are checked before any of
- * that: absolute names and names that climb out with '..' are ArchiveBreakoutErrors, as are
- * symlinks whose relative target leaves the root (moby's rule; absolute targets are interpreted
- * inside the container) and hard links to targets outside it.
+ * that: names that climb out with '..' are ArchiveBreakoutErrors (absolute names are taken inside
+ * the root, as moby joins them to it), as are symlinks whose relative target leaves the root
+ * (moby's rule; absolute targets are interpreted inside the container) and hard links to targets
+ * outside it.
  *
  * The syscalls are the Sync forms of the native addon and Node's fd calls: an entry is a handful
  * of metadata calls, cheaper than a round trip through the thread pool. Directory times are set
@@ -16,6 +17,7 @@
  */
 import { closeSync, fchmodSync, fchownSync, futimesSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { debuglog } from 'node:util';
 import {
@@ -122,9 +124,13 @@ function currentUmask(): number {
   return 0o777;
 }
 
-/** A tar name as a clean relative path ('' for the root itself), or ArchiveBreakoutError. */
+/**
+ * A tar name as a clean relative path ('' for the root itself), or ArchiveBreakoutError. An
+ * absolute name is taken inside the root, as moby's Unpack does (filepath.Join(dest, name)): umoci
+ * writes its layers' root directory as "/".
+ */
 export function normalizeEntryName(raw: string): string {
-  if (raw.startsWith('/')) throw new ArchiveBreakoutError(raw, 'absolute names are not allowed in a layer tar');
+  if (raw.startsWith('/')) return posix.normalize(raw).replace(/^\/+|\/+$/g, ''); // '/..' is '/' (Go's Clean)
   // Fast path for the usual `a/b/c` or `a/b/` (no '.', '..' or empty components).
   if (!raw.includes('//') && !/(^|\/)\.\.?(\/|$)/.test(raw)) return raw.endsWith('/') ? raw.slice(0, -1) : raw;
   const parts: string[] = [];
