@@ -132,7 +132,9 @@ export class TarOutput {
   reserve(n: number): number {
     if (this.used + n > this.buf.length) {
       this.flush();
-      this.buf = Buffer.allocUnsafe(Math.max(BUFFER_SIZE, n));
+      // Grow by steps up to BUFFER_SIZE: a diff of a few files that just overflows the first
+      // buffer must not cost a fresh 512 KiB per tar (garbage-collector work on every small diff).
+      this.buf = Buffer.allocUnsafe(Math.max(Math.min(BUFFER_SIZE, this.buf.length * 4), n));
       this.start = 0;
       this.used = 0;
     }
