@@ -280,9 +280,9 @@ export class AufsDriver implements Driver, TemplateDriver, ListLayersDriver, Dif
    * ext4 image of that size, or a project quota; see limits.ts). The same as createReadWrite with
    * `storageOpt: { size }`.
    */
-  createWithQuota(id: string, parent: string | undefined, bytes: number, opts?: CreateOpts): Promise<void> {
+  async createWithQuota(id: string, parent: string | undefined, bytes: number, opts?: CreateOpts): Promise<void> {
     if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new InvalidOptionError('size', `aufs: createWithQuota needs a positive whole number of bytes (got ${bytes})`);
-    return this.#create(id, parent, opts, true, bytes);
+    await this.#create(id, parent, opts, true, bytes);
   }
 
   /** The size limit of a new layer: none for read-only layers (storage options are refused there), else storageOpt over the default. */
