@@ -21,7 +21,7 @@
  * options through libfuse, which splits at `,`, and its branch list splits at `:`: paths holding
  * either are refused. Unmounting is a plain umount2 (we are root), retried on EBUSY, lazy at last.
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { constants as fsConstants, mkdirSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -60,11 +60,14 @@ export async function findFuseOverlayfs(program: string | undefined): Promise<{ 
   const found = program ?? (await findInPath('fuse-overlayfs'));
   if (found === undefined) return { reason: 'fuse-overlayfs is not installed (not found in PATH)' };
   if (!(await executable(found))) return { reason: `${found} cannot be run` };
-  try {
-    await access('/dev/fuse', fsConstants.R_OK | fsConstants.W_OK);
-  } catch (err) {
-    return { reason: `/dev/fuse cannot be opened (${errorCode(err) ?? String(err)}): load the fuse module` };
+  const fuseDevice = (): Promise<unknown> => access('/dev/fuse', fsConstants.R_OK | fsConstants.W_OK).then(() => undefined, (err: unknown) => err);
+  let missing = await fuseDevice();
+  if (errorCode(missing) === 'ENOENT') {
+    // the device node appears when the module is loaded (moby runs `modprobe aufs` the same way)
+    await new Promise<void>((resolve) => execFile('modprobe', ['fuse'], () => resolve()));
+    missing = await fuseDevice();
   }
+  if (missing !== undefined) return { reason: `/dev/fuse cannot be opened (${errorCode(missing) ?? String(missing)}): load the fuse module` };
   return { program: found };
 }
 
