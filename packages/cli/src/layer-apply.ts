@@ -106,6 +106,7 @@ function check(input: LayerInput, blob: DigestStream, tar: DigestStream): void {
 export async function applyLayer(driver: Driver, id: string, parent: string | undefined, input: LayerInput, opts: ApplyOptions = {}): Promise<AppliedLayer> {
   const { signal } = opts;
   signal?.throwIfAborted();
+  debug('applying %s to layer %s (parent %s)', input.what, id, parent ?? 'none');
   const { head, stream: raw } = await sniff(input.open(), SNIFF_BYTES);
   const compression = detectCompression(head);
   let decompressor;
@@ -131,7 +132,8 @@ export async function applyLayer(driver: Driver, id: string, parent: string | un
     raw.destroy(new AbortError('The operation was aborted', { cause: signal?.reason }));
   };
   signal?.addEventListener('abort', onAbort, { once: true });
-  const ticker = opts.progress === undefined ? undefined : setInterval(() => opts.progress!.update(blob.bytes, counter.entries), 100);
+  const report = (): void => opts.progress?.update(blob.bytes, counter.entries, decompressor === undefined ? undefined : tar.bytes);
+  const ticker = opts.progress === undefined ? undefined : setInterval(report, 100);
   ticker?.unref();
 
   const stager = opts.staged !== false && hasStagedApply(driver) ? driver : undefined;
@@ -178,7 +180,7 @@ export async function applyLayer(driver: Driver, id: string, parent: string | un
     signal?.removeEventListener('abort', onAbort);
     if (ticker !== undefined) clearInterval(ticker);
   }
-  opts.progress?.update(blob.bytes, counter.entries);
+  report();
   debug('applied %s to %s: %d tar bytes, %d entries, %s', input.what, id, tar.bytes, counter.entries, compression);
   return {
     size,

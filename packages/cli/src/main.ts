@@ -66,7 +66,7 @@ function reportError(io: CliIo, globals: Pick<GlobalOptions, 'json' | 'debug'>, 
     io.stderr.write(`${who}: ERR_GRAPHDRIVER_INTERRUPTED: interrupted; what was in progress was undone\n`);
   } else {
     io.stderr.write(`${who}: ${errorLine(err)}\n`);
-    if (err instanceof UsageError && command !== undefined) io.stderr.write(`Run 'graphdriver ${command} --help' for usage.\n`);
+    if (err instanceof UsageError && command !== undefined && findCommandNamed(command) !== undefined) io.stderr.write(`Run 'graphdriver ${command} --help' for usage.\n`);
     else if (err instanceof UsageError) io.stderr.write(`Run 'graphdriver --help' for usage.\n`);
   }
   if (globals.debug) for (const line of errorDetails(err)) io.stderr.write(`${line}\n`);

@@ -7,8 +7,8 @@ import { MultiBar, type Options, type Params } from 'cli-progress';
 import { bytesSize } from '@graphdriver/core';
 
 export interface ProgressTask {
-  /** `bytes` read so far and `entries` seen. */
-  update(bytes: number, entries: number): void;
+  /** `bytes` read so far, tar `entries` seen and, for compressed input, the bytes it `unpacked` to. */
+  update(bytes: number, entries: number, unpacked?: number): void;
   /** The final figures; the bar stays on screen with `note` after it. */
   done(note?: string): void;
 }
@@ -27,21 +27,23 @@ export interface Progress {
 interface Payload {
   name: string;
   entries: number;
+  unpacked: number | undefined;
   note: string;
   known: boolean;
 }
 
-const BAR_WIDTH = 28;
+const BAR_WIDTH = 20;
 
 function render(_opts: Options, params: Params, payload: Payload): string {
-  const entries = `${payload.entries.toLocaleString('en-US')} entries`;
-  const name = payload.name.padEnd(20).slice(0, 20);
-  if (!payload.known) return `${name} ${bytesSize(params.value).padStart(9)}  ${entries}${payload.note}`;
+  const unpacked = payload.unpacked === undefined ? '' : ` -> ${bytesSize(payload.unpacked)}`;
+  const entries = `${unpacked}  ${payload.entries.toLocaleString('en-US')} ${payload.entries === 1 ? 'entry' : 'entries'}`;
+  const name = payload.name.padEnd(18).slice(0, 18);
+  if (!payload.known) return `${name} ${bytesSize(params.value).padStart(9)}${entries}${payload.note}`;
   const fraction = params.total > 0 ? Math.min(1, params.value / params.total) : 1;
   const filled = Math.round(fraction * BAR_WIDTH);
   const bar = `${'█'.repeat(filled)}${'░'.repeat(BAR_WIDTH - filled)}`;
   const pct = `${Math.floor(fraction * 100)}%`.padStart(4);
-  return `${name} ${bar} ${pct} ${bytesSize(params.value)}/${bytesSize(params.total)}  ${entries}${payload.note}`;
+  return `${name} ${bar} ${pct} ${bytesSize(params.value)}/${bytesSize(params.total)}${entries}${payload.note}`;
 }
 
 class TerminalProgress implements Progress {
@@ -64,14 +66,15 @@ class TerminalProgress implements Progress {
 
   task(name: string, total?: number): ProgressTask {
     const known = total !== undefined && total > 0;
-    const payload: Payload = { name, entries: 0, note: '', known };
+    const payload: Payload = { name, entries: 0, unpacked: undefined, note: '', known };
     const bar = this.#bars.create(known ? total : 1, 0, payload);
     let last = 0;
     return {
-      update: (bytes, entries) => {
+      update: (bytes, entries, unpacked) => {
         last = bytes;
-        bar.update(bytes, { ...payload, entries });
         payload.entries = entries;
+        payload.unpacked = unpacked;
+        bar.update(bytes, { ...payload });
       },
       done: (note) => {
         if (known) bar.setTotal(Math.max(total, last));

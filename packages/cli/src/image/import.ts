@@ -64,7 +64,7 @@ async function importLayer(driver: Driver, store: Store, source: ImageSource, im
   if (record !== undefined) store.deleteLayer(plan.id); // recorded, but its layer is gone
 
   const st = await source.stat(plan.blob);
-  const task = opts.progress?.task(`layer ${plan.index + 1}/${img.layers.length} ${short(plan.id)}`, plan.blobSize ?? st?.size);
+  const task = opts.progress?.task(`${plan.index + 1}/${img.layers.length} ${short(plan.id)}`, plan.blobSize ?? st?.size);
   await driver.create(plan.id, plan.parent);
   try {
     const applied = await applyLayer(
@@ -81,7 +81,7 @@ async function importLayer(driver: Driver, store: Store, source: ImageSource, im
       },
       { signal: opts.signal, ...(task === undefined ? {} : { progress: task }) },
     );
-    task?.done(applied.compression === 'none' ? 'done' : `done (${applied.compression})`);
+    task?.done();
     store.putLayer({
       id: plan.id,
       ...(plan.parent === undefined ? {} : { parent: plan.parent }),
