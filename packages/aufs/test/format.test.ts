@@ -201,6 +201,7 @@ test('normalizeBranch: 0/0 devices become .wh. files, opaque xattrs .wh..wh..opq
     await writeFile(join(b, FUSE_WORKDIR, 'work/tmp'), '');
     await mknod(join(b, 'gone'), S.IFCHR | 0o640, 0, 0);
     await mknod(join(b, 'dir/gone2'), S.IFCHR | 0o600, 0, 0);
+    await mknod(join(b, 'dir/opq/.wh..opq'), S.IFCHR, 0, 0); // fuse-overlayfs's own, beside the marker
     await mknod(join(b, 'null'), S.IFCHR | 0o666, 1, 3);
     lsetxattrSync(join(b, 'dir/opq'), 'trusted.overlay.opaque', Buffer.from('y'));
     await writeFile(join(b, 'dir/opq/f'), 'f');
@@ -211,7 +212,7 @@ test('normalizeBranch: 0/0 devices become .wh. files, opaque xattrs .wh..wh..opq
     await chmod(b, 0o755);
 
     const report = await normalizeBranch(b);
-    assert.equal({ whiteouts: report.whiteouts, opaqueMarkers: report.opaqueMarkers, xattrs: report.xattrs }, { whiteouts: 2, opaqueMarkers: 1, xattrs: 2 });
+    assert.equal({ whiteouts: report.whiteouts, opaqueMarkers: report.opaqueMarkers, xattrs: report.xattrs }, { whiteouts: 3, opaqueMarkers: 1, xattrs: 2 });
     const after = await readBranch(b);
     assert.equal(
       after.map((e) => `${e.type} ${e.path}${e.rdev === undefined ? '' : ` ${e.rdev}`}${e.xattrs.length === 0 ? '' : ` [${e.xattrs.join(',')}]`}`),
