@@ -295,6 +295,16 @@ test('a failing input stream’s error comes through unchanged; an input closed 
     closing.push(head);
     setTimeout(() => closing.destroy(), 20);
     await rejects(unpack(root, closing), InvalidArchiveError, /closed before its end/);
+    // a stream that already failed or was destroyed before unpack got it: rejected, not waited on forever
+    const failed = new Readable({ read() {} });
+    failed.on('error', () => undefined); // its producer saw the error; nobody else listens
+    failed.destroy(boom);
+    await new Promise((r) => setImmediate(r));
+    assert.is(await rejects(unpack(root, failed), Error, /network went away/), boom);
+    const destroyed = new Readable({ read() {} });
+    destroyed.destroy();
+    await new Promise((r) => setImmediate(r));
+    await rejects(unpack(root, destroyed), InvalidArchiveError, /closed before its end/);
   }));
 
 test('abort: unpack rejects with AbortError and closes its fds; pack’s stream errors with AbortError', () =>

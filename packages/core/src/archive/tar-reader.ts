@@ -537,6 +537,16 @@ export function readLayerTar(input: Readable, handler: EntryHandler, opts: ReadO
       onAbort();
       return;
     }
+    // A stream that failed or was destroyed before we got it emits nothing any more: say so now
+    // rather than wait forever (a producer upstream in a pipeline may fail before the reader starts).
+    if (input.errored !== null && input.errored !== undefined) {
+      settle(input.errored);
+      return;
+    }
+    if (input.destroyed && !input.readableEnded) {
+      settle(new InvalidArchiveError('the tar stream was closed before its end'));
+      return;
+    }
     signal?.addEventListener('abort', onAbort, { once: true });
     input.on('error', onError);
     input.on('end', onEnd);
