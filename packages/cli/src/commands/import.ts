@@ -25,8 +25,8 @@ export const importCommand = defineCommand<ImportResult>({
   details: [
     'Layers may be uncompressed, gzip or zstd; blob digests, sizes and diff ids are verified. Each layer',
     'is stored under its chain id, so layers shared between images are stored once. A compressed',
-    'archive (docker save | gzip) and standard input (-) are read too. Ctrl-C stops the import and',
-    'removes the layer being imported; layers already complete are kept and used by the next import.',
+    'archive (docker save | gzip) and standard input (-) are read too. An import that fails or is',
+    'stopped with Ctrl-C removes the layers it made: the store is left as it was.',
   ],
   async run(ctx, args) {
     const path = args.positionals[0]!;

@@ -1,16 +1,18 @@
 /**
  * Carrying out an import: each image's layers bottom first, each stored under its chain id with
  * its parent's chain id as parent. A layer the store already has complete is used as it is (shared
- * layers are stored once); one the driver has but the store does not record is what an interrupted
- * import left, and is made again. A layer is recorded only once it is complete and verified; on
- * any failure, an interrupt included, the layer being made is removed (its staged extraction
- * discarded first) and nothing of it remains. Images are recorded with their tags at the end.
+ * layers are stored once); one the driver has but the store does not record is what a killed
+ * import left, and is made again. A layer is recorded only once it is complete and verified, and
+ * images only once all their layers are. On any failure, an interrupt included, the layer being
+ * made is removed (its staged extraction discarded first) and so are the layers this import made
+ * before it: a failed import leaves the store as it found it.
  */
 import { debuglog } from 'node:util';
 import type { Driver } from '@graphdriver/core';
 import { applyLayer } from '../layer-apply.js';
 import type { Progress } from '../progress.js';
 import type { ImageRecord, Store } from '../store.js';
+import { UsageError } from '../errors.js';
 import { checkBlobsPresent, type ImagePlan, type LayerPlan } from './plan.js';
 import type { ImageSource } from './source.js';
 
@@ -100,24 +102,39 @@ async function importLayer(driver: Driver, store: Store, source: ImageSource, im
   }
 }
 
-/** Imports `images` from `source` into `driver`, recording them in `store` (which must be locked). */
+/**
+ * Imports `images` from `source` into `driver`, recording them in `store` (which must be locked).
+ * All or nothing: when anything fails (a digest, a missing blob, the driver, an interrupt), the
+ * layers this import made are removed again and no image is recorded; layers that were there
+ * before stay as they were.
+ */
 export async function importImages(driver: Driver, store: Store, source: ImageSource, images: ImagePlan[], opts: ImportOptions = {}): Promise<ImportedImage[]> {
   if (opts.tags !== undefined && opts.tags.length > 0 && images.length !== 1) {
-    throw new TypeError(`--tag names one image, but ${source.location} holds ${images.length}`);
+    throw new UsageError(`--tag names one image, but ${source.location} holds ${images.length}`);
   }
   // every blob there before the first layer is made: a missing one fails with nothing stored
   await checkBlobsPresent(source, images);
+  const made: string[] = [];
   const out: ImportedImage[] = [];
-  for (const img of images) {
-    const layers: ImportedLayer[] = [];
-    for (const plan of img.layers) {
-      opts.signal?.throwIfAborted();
-      layers.push(await importLayer(driver, store, source, img, plan, opts));
+  try {
+    for (const img of images) {
+      const layers: ImportedLayer[] = [];
+      for (const plan of img.layers) {
+        opts.signal?.throwIfAborted();
+        const layer = await importLayer(driver, store, source, img, plan, opts);
+        if (!layer.reused) made.push(layer.id);
+        layers.push(layer);
+      }
+      out.push({ id: img.id, tags: opts.tags !== undefined && opts.tags.length > 0 ? opts.tags : img.tags, topLayer: img.layers[img.layers.length - 1]?.id, layers });
     }
-    const tags = opts.tags !== undefined && opts.tags.length > 0 ? opts.tags : img.tags;
+  } catch (err) {
+    await rollBack(driver, store, made);
+    throw err;
+  }
+  for (const [i, img] of images.entries()) {
     const rec: ImageRecord = {
       id: img.id,
-      tags,
+      tags: out[i]!.tags,
       layers: img.layers.map((l) => l.id),
       diffIds: img.layers.map((l) => l.diffId),
       imported: new Date().toISOString(),
@@ -127,8 +144,21 @@ export async function importImages(driver: Driver, store: Store, source: ImageSo
     if (img.architecture !== undefined) rec.architecture = img.architecture;
     if (img.created !== undefined) rec.created = img.created;
     store.putImage(rec);
-    await store.save();
-    out.push({ id: img.id, tags: store.findImage(img.id)?.tags ?? tags, topLayer: img.layers[img.layers.length - 1]?.id, layers });
   }
+  await store.save();
+  for (const img of out) img.tags = store.findImage(img.id)?.tags ?? img.tags;
   return out;
+}
+
+/** Removes the layers an import made, top down, and their records. */
+async function rollBack(driver: Driver, store: Store, made: string[]): Promise<void> {
+  for (const id of [...made].reverse()) {
+    try {
+      await driver.remove(id);
+      store.deleteLayer(id);
+    } catch (err) {
+      debug('rolling back the import: removing layer %s: %o', id, err);
+    }
+  }
+  if (made.length > 0) await store.save().catch((err: unknown) => debug('rolling back the import: saving the store: %o', err));
 }
