@@ -13,6 +13,8 @@ APT_PACKAGES=(
   util-linux mount e2fsprogs xfsprogs btrfs-progs fuse3 fuse-overlayfs attr tar xz-utils
   # reference tools the tests compare our output with: Go's archive/tar (what moby writes)
   golang-go
+  # real image producers and consumers for the graphdriver command's interop tests (no network)
+  skopeo umoci
   # the qemu lane: a Debian kernel with project quotas and dm-thin for the tests this host kernel cannot run
   qemu-system-x86
 )

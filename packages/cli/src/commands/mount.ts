@@ -1,7 +1,8 @@
 /**
  * `graphdriver mount ID` and `graphdriver umount ID`: the driver's get and put. A mount outlives
- * the command (the driver adopts it in the next process), so `mount` prints the path and leaves it;
- * each mount needs one umount, as get needs put.
+ * the command that made it: `mount` prints the path and leaves it. The next command's driver
+ * adopts it and counts it once (moby's rule for mounts an earlier process left), so one `umount`
+ * unmounts it however many `mount`s came before; an `umount` of a layer not mounted does nothing.
  */
 import { boolOption, defineCommand, listOption } from './command.js';
 import { existingLayer } from './layer-args.js';
@@ -39,7 +40,7 @@ export interface UmountResult {
 
 export const umountCommand = defineCommand<UmountResult>({
   name: 'umount',
-  summary: 'release a mount made by mount (the last one unmounts)',
+  summary: 'unmount a layer mounted by mount',
   usage: 'ID',
   options: {},
   args: { min: 1, max: 1 },
