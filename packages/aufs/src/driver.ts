@@ -22,7 +22,7 @@
  *   (moby's atomicRemove); the layers file goes first, so a crash never leaves half a layer that
  *   exists() would report.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync } from 'node:fs';
 import { chmod, chown, mkdir, readdir, realpath, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -46,6 +46,7 @@ import {
   pack,
   parseStorageOpt,
   RefMounts,
+  sortChanges,
   unmount,
   unmountRecursive,
   unpack,
@@ -71,6 +72,7 @@ import { MNT, MS, mount, umount2 } from '@graphdriver/native';
 import { chooseBackend, type MountBackend } from './backend.js';
 import { hasFuseWorkdir, normalizeBranch, type NormalizeReport } from './branch.js';
 import { branchFileGetter } from './file-getter.js';
+import { changesMerged, packMerged, sizeMerged } from './merged.js';
 import { KernelAufsBackend } from './kernel-aufs.js';
 import { assertNotReserved, DRIVER_NAME, hostRoot, Layout, REMOVING_SUFFIX, ROOT_MODE } from './layout.js';
 import { LayerLimits, type BranchRoot } from './limits.js';
@@ -229,6 +231,18 @@ export class AufsDriver implements Driver, TemplateDriver, ListLayersDriver, Dif
     if (!hasFuseWorkdir(this.#layout.diffPath(id))) return;
     const live = this.#refs.count(this.#layout.mountPath(id)) > 0;
     await this.#normalize(id, live);
+  }
+
+  /**
+   * #settle for the layer (under its lock) and, with `ancestors`, for its ancestors' branches too
+   * (their images mounted, and normalized if one is still held by a writable union that was made
+   * before it had children). Returns the branches, the layer's first.
+   */
+  async #settleStack(id: string, ancestors: boolean): Promise<string[]> {
+    const parents = this.#parentsOf(id);
+    await this.#locks.withLock(id, () => this.#settle(id));
+    if (ancestors) for (const p of parents) await this.#locks.withLock(p, () => this.#settle(p));
+    return [id, ...(ancestors ? parents : [])].map((x) => this.#layout.diffPath(x));
   }
 
   // ---- ancestry ---------------------------------------------------------------------------------
@@ -538,30 +552,39 @@ export class AufsDriver implements Driver, TemplateDriver, ListLayersDriver, Dif
   async diff(id: string, parent?: string, opts: DiffOpts = {}): Promise<Readable> {
     validateLayerId(id);
     const parentId = normalizeParent(parent);
-    if (!this.#isDirect(id, parentId)) return this.#naive.diff(id, parentId, opts);
-    await this.#locks.withLock(id, () => this.#settle(id)).catch((err: unknown) => {
+    const idMappings = opts.idMappings ?? this.#idMappings;
+    const packOpts = {
+      ...(idMappings === undefined ? {} : { idMappings }),
+      ...(opts.signal === undefined ? {} : { signal: opts.signal }),
+    };
+    if (this.#isDirect(id, parentId)) {
+      await this.#settleStack(id, false).catch((err: unknown) => {
+        throw wrap('diff', id, err);
+      });
+      // AUFS needs no parent for a diff: the branch is the layer tar, its metadata left out (moby)
+      return pack(this.#layout.diffPath(id), { excludeAufsMetadata: true, ...packOpts });
+    }
+    if (parentId !== undefined) return this.#naive.diff(id, parentId, opts);
+    // the whole layer: its union, read from the branches (what packing its mount gives)
+    const branches = await this.#settleStack(id, true).catch((err: unknown) => {
       throw wrap('diff', id, err);
     });
-    // AUFS needs no parent for a diff: the branch is the layer tar, its metadata left out (moby)
-    return pack(this.#layout.diffPath(id), {
-      excludeAufsMetadata: true,
-      ...(this.#idMappings === undefined && opts.idMappings === undefined ? {} : { idMappings: opts.idMappings ?? this.#idMappings }),
-      ...(opts.signal === undefined ? {} : { signal: opts.signal }),
-    });
+    return packMerged(branches, packOpts);
   }
 
   async changes(id: string, parent?: string, opts: DiffOpts = {}): Promise<Change[]> {
     validateLayerId(id);
     const parentId = normalizeParent(parent);
-    if (!this.#isDirect(id, parentId)) return this.#naive.changes(id, parentId, opts);
-    const parents = this.#parentsOf(id);
+    const direct = this.#isDirect(id, parentId);
+    if (!direct && parentId !== undefined) return this.#naive.changes(id, parentId, opts);
     try {
-      await this.#locks.withLock(id, () => this.#settle(id));
-      for (const p of parents) await this.#limits.ensureMounted(p);
+      const [branch, ...lowers] = await this.#settleStack(id, true);
+      // the whole layer: every entry of its union is an add
+      if (!direct) return sortChanges(await changesMerged([branch!, ...lowers], opts.signal));
       // AUFS has no snapshots: the branch's whiteouts are read against every ancestor (moby)
-      return await changesFromLayerDir(this.#layout.diffPath(id), {
+      return await changesFromLayerDir(branch!, {
         whiteouts: 'aufs',
-        lowerDirs: parents.map((p) => this.#layout.diffPath(p)),
+        lowerDirs: lowers,
         ...(opts.signal === undefined ? {} : { signal: opts.signal }),
       });
     } catch (err) {
@@ -572,10 +595,14 @@ export class AufsDriver implements Driver, TemplateDriver, ListLayersDriver, Dif
   async diffSize(id: string, parent?: string, opts: DiffOpts = {}): Promise<number> {
     validateLayerId(id);
     const parentId = normalizeParent(parent);
-    if (!this.#isDirect(id, parentId)) return this.#naive.diffSize(id, parentId, opts);
+    const direct = this.#isDirect(id, parentId);
+    if (!direct && parentId !== undefined) return this.#naive.diffSize(id, parentId, opts);
     try {
-      await this.#locks.withLock(id, () => this.#settle(id));
-      return await branchDiffSize(this.#layout.diffPath(id), opts.signal);
+      if (direct) {
+        await this.#settleStack(id, false);
+        return await branchDiffSize(this.#layout.diffPath(id), opts.signal);
+      }
+      return await sizeMerged(await this.#settleStack(id, true), opts.signal);
     } catch (err) {
       throw wrap('diffSize', id, err);
     }
@@ -593,14 +620,17 @@ export class AufsDriver implements Driver, TemplateDriver, ListLayersDriver, Dif
       throw err;
     }
     const ignoreChownErrors = opts.ignoreChownErrors ?? this.options.ignore_chown_errors;
-    if (!direct) return this.#naive.applyDiff(id, parentId, tar, { ...opts, ignoreChownErrors });
-    return this.#locks.withLock(id, async () => {
+    const applied = await this.#locks.withLock(id, async (): Promise<number | undefined> => {
       try {
         await this.#settle(id);
       } catch (err) {
         tar.destroy();
         throw wrap('applyDiff', id, err);
       }
+      // A tar against no parent is a whole tree. Laid into the empty branch of a layer with parents
+      // it shows what extracting it through the union shows: an entry of the tar hides the same name
+      // below, as the union's replace would, and a directory merges with the one below as there.
+      if (!direct && !(parentId === undefined && this.#isUntouched(id))) return undefined;
       // the direct parent: extracted into the branch as it is, whiteouts kept as files (moby)
       const idMappings = opts.idMappings ?? this.#idMappings;
       try {
@@ -615,6 +645,14 @@ export class AufsDriver implements Driver, TemplateDriver, ListLayersDriver, Dif
         throw wrap('applyDiff', id, err);
       }
     });
+    // any other parent: through the union (moby's naive apply), outside the lock its get() takes
+    return applied ?? this.#naive.applyDiff(id, parentId, tar, { ...opts, ignoreChownErrors });
+  }
+
+  /** The layer's branch is empty and nothing holds it: a whole tree can be laid into it directly. */
+  #isUntouched(id: string): boolean {
+    if (this.#direct.has(id) || this.#refs.count(this.#layout.mountPath(id)) > 0) return false;
+    return readdirSync(this.#layout.diffPath(id)).length === 0;
   }
 
   // ---- optional capabilities -------------------------------------------------------------------
