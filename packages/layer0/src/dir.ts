@@ -49,6 +49,7 @@ export function bindMountsOf(dir: string, table: readonly MountInfo[]): string[]
 export class DirVolumeDriver implements VolumeDriver {
   readonly name: string;
   readonly type = 'file' as const;
+  readonly limitsSize = false;
   readonly home: string;
   readonly #records: VolumeRecords;
   readonly #locks = new KeyedMutex<string>();

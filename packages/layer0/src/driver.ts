@@ -34,6 +34,7 @@ import {
   mountsUnder,
   normalizeParent,
   OperationFailedError,
+  QuotaNotSupportedError,
   unmountRecursive,
   validateLayerId,
   type AdditionalImageStoresDriver,
@@ -173,7 +174,12 @@ export class Layer0Driver
     const drivers = new Map<string, VolumeDriver>();
     const driverOpts = volumeDriverOptions(options);
     // the configured driver starts now: a bad volume_opt or an unusable driver is an error at start
-    drivers.set(options.volume_driver, await openVolumeDriver(options.volume_driver, layout.volumesDir, driverOpts));
+    const configured = await openVolumeDriver(options.volume_driver, layout.volumesDir, driverOpts);
+    drivers.set(options.volume_driver, configured);
+    // moby: a default size that cannot be enforced is an error at start, not at the first container
+    if (options.volume_size !== undefined && configured.limitsSize === false) {
+      throw new QuotaNotSupportedError(`layer0: the ${configured.name} volume driver cannot limit the size of volumes (layer0.volume_size); use the loopback volume driver for size limits`);
+    }
 
     // volumes first: the overlay driver's start repairs its links from what it can see
     const mounted = new Set<string>();

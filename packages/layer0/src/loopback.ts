@@ -68,6 +68,7 @@ interface HostView {
 export class LoopbackVolumeDriver implements VolumeDriver {
   readonly name: string;
   readonly type = 'block' as const;
+  readonly limitsSize = true;
   readonly home: string;
   readonly format: Format;
   readonly #records: VolumeRecords;

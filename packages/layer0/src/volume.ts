@@ -63,6 +63,11 @@ export interface VolumeDriver {
   /** The name it is registered under (`loopback`, `dir`...). */
   readonly name: string;
   readonly type: VolumeDriverType;
+  /**
+   * Whether volumes can be made with a size limit. `false` lets layer0 refuse `layer0.volume_size`
+   * at start (as moby refuses a default size it cannot enforce); left out, create() decides.
+   */
+  readonly limitsSize?: boolean;
   /** Makes a new volume; resolves with its id. A name that exists is an error. */
   create(locator: { name: string; labels?: Readonly<Record<string, string>> }, spec: VolumeSpec, opts?: VolumeCallOptions): Promise<string>;
   /** The volumes of these ids that exist (missing ids are left out, as openstorage's Inspect does). */
