@@ -44,10 +44,3 @@ export class StoreError extends GraphDriverError {
     this.file = file;
   }
 }
-
-/** The command was interrupted (Ctrl-C, SIGTERM) and has undone what it had begun. Exit status 130. */
-export class InterruptedError extends GraphDriverError {
-  constructor(what: string, options?: GraphDriverErrorOptions) {
-    super('ERR_GRAPHDRIVER_INTERRUPTED', `${what} was interrupted; nothing of it was kept`, options);
-  }
-}

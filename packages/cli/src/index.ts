@@ -5,7 +5,7 @@
  */
 export { main, mainHelp, version, EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED } from './main.js';
 export { defaultRoot, openDriver, type CliIo } from './context.js';
-export { UsageError, InvalidImageError, DigestMismatchError, StoreError, InterruptedError } from './errors.js';
+export { UsageError, InvalidImageError, DigestMismatchError, StoreError } from './errors.js';
 export { openImages, readImages, type OpenedImages, type OpenImagesOptions } from './image/open.js';
 export { importImages, type ImportedImage, type ImportedLayer, type ImportOptions } from './image/import.js';
 export type { ImagePlan, LayerPlan } from './image/plan.js';

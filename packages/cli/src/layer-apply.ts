@@ -12,7 +12,7 @@
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream';
 import { debuglog } from 'node:util';
-import { AbortError, errorCode, GraphDriverError, hasStagedApply, type Driver, type StagedDiff } from '@graphdriver/core';
+import { AbortError, errorCode, hasStagedApply, type Driver, type StagedDiff } from '@graphdriver/core';
 import { SNIFF_BYTES, decompressorFor, detectCompression, sniff, zlibErrorAsArchiveError, type Compression } from './decompress.js';
 import { DigestStream, parseDigest } from './digest.js';
 import { DigestMismatchError } from './errors.js';
@@ -196,5 +196,5 @@ export async function applyLayer(driver: Driver, id: string, parent: string | un
 
 /** True for the errors an interrupt produces. */
 export function isInterrupt(err: unknown): boolean {
-  return isAbort(err) || (err instanceof GraphDriverError && err.code === 'ERR_GRAPHDRIVER_INTERRUPTED');
+  return isAbort(err);
 }

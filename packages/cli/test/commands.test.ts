@@ -209,6 +209,45 @@ test('apply from standard input, to an existing layer, and mount --ro', () =>
     await assertClean(root, 'overlay');
   }));
 
+test('import from standard input; the remains of a killed import are made again; layers made elsewhere are listed as untracked', () =>
+  withScratch('cmd-leftovers', async (dir) => {
+    const root = join(dir, 'root');
+    const g = store(root, 'overlay');
+    const image = await ourImage(dir, [BASE, APP], 'two:1');
+    await run('skopeo', ['--insecure-policy', 'copy', '-q', `oci:${join(dir, 'layout')}:two:1`, `docker-archive:${join(dir, 'two.tar')}:two:1`]);
+    const chains = chainIds(image.diffIds).map((c) => c.slice(7));
+    // a killed import left layer 2 half made: there on disk, not recorded
+    const { getDriver } = await import('@graphdriver/core');
+    const { PACKAGE_DIR } = await import('../src/context.js');
+    const d = await getDriver('overlay', { root, resolveFrom: PACKAGE_DIR });
+    await d.create(chains[0]!);
+    await d.create(chains[1]!, chains[0]);
+    await d.create('elsewhere');
+    const ls = await json<{ layers: Array<{ id: string; state: string }> }>([...g, 'ls']);
+    assert.equal(ls.layers.map((l) => [l.id, l.state]).sort(), [[chains[0], 'untracked'], [chains[1], 'untracked'], ['elsewhere', 'untracked']].sort());
+    const r = await json<ImportJson>([...g, 'import', '-'], { stdin: await readFile(join(dir, 'two.tar')) });
+    assert.equal(r.images[0]!.layers.map((l) => [l.id, l.reused]), [[chains[0], false], [chains[1], false]]);
+    assert.equal(r.images[0]!.tags, ['docker.io/library/two:1']);
+    const p = (await json<{ path: string }>([...g, 'mount', chains[1]!])).path;
+    assert.is(await readFile(join(p, 'app/server.js'), 'utf8'), 'serve()\n', 'the layer was made again, whole');
+    await ok([...g, 'umount', chains[1]!]);
+    assert.equal((await json<{ layers: Array<{ id: string; state: string }> }>([...g, 'ls'])).layers.map((l) => [l.id, l.state]), [
+      [chains[0], 'ok'],
+      [chains[1], 'ok'],
+      ['elsewhere', 'untracked'],
+    ]);
+    await assertClean(root, 'overlay');
+  }));
+
+test('the store root: --root, else $GRAPHDRIVER_ROOT, else /var/lib/graphdriver for root', async () => {
+  const { defaultRoot } = await import('../src/context.js');
+  assert.is(defaultRoot({ GRAPHDRIVER_ROOT: '/srv/gd' }), '/srv/gd');
+  assert.is(defaultRoot({}), process.getuid?.() === 0 ? '/var/lib/graphdriver' : defaultRoot({}));
+  const r = await json<{ root: string }>(['--driver', 'vfs', 'status'], { env: { GRAPHDRIVER_ROOT: '/tmp/cli-envroot' } });
+  assert.is(r.root, '/tmp/cli-envroot');
+  await rm('/tmp/cli-envroot', { recursive: true, force: true });
+});
+
 test('help, version and usage errors', async () => {
   const help = await cli(['--help']);
   assert.is(help.code, 0);
@@ -229,7 +268,6 @@ test('help, version and usage errors', async () => {
   assert.match(missing.stderr, /create takes 1 argument, got 0/);
   const jsonErr = await cli(['diff', 'x', '--json']);
   assert.equal(JSON.parse(jsonErr.stderr), { error: { code: 'ERR_GRAPHDRIVER_USAGE', message: 'with --json the tar needs a file: -o FILE', causes: [] } });
-  await rm('/tmp/cli-never-made', { recursive: true, force: true });
 });
 
 test.run();

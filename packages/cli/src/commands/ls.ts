@@ -60,7 +60,7 @@ export const lsCommand = defineCommand<LsResult>({
         out.push({ id, parent: undefined, readWrite: undefined, size: undefined, created: undefined, diffId: undefined, images: [], state: 'untracked' });
       }
     }
-    // parents before children, then by creation time
+    // parents before children, then by creation time; untracked layers (no parent known) last
     const depth = new Map<string, number>();
     const byId = new Map(out.map((l) => [l.id, l]));
     const depthOf = (l: LayerListing, seen = new Set<string>()): number => {
@@ -71,7 +71,8 @@ export const lsCommand = defineCommand<LsResult>({
       depth.set(l.id, d);
       return d;
     };
-    out.sort((a, b) => depthOf(a) - depthOf(b) || (a.created ?? '').localeCompare(b.created ?? '') || a.id.localeCompare(b.id));
+    const untracked = (l: LayerListing): number => (l.state === 'untracked' ? 1 : 0);
+    out.sort((a, b) => untracked(a) - untracked(b) || depthOf(a) - depthOf(b) || (a.created ?? '').localeCompare(b.created ?? '') || a.id.localeCompare(b.id));
     return { driver: driver.name, layers: out };
   },
   render(ctx, r, args) {
