@@ -8,7 +8,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import {
@@ -117,6 +117,19 @@ test('missing blobs: a layer, the config, a manifest', () =>
       oneLine(await cli([...g, 'import', layout]), 'import', 'ERR_GRAPHDRIVER_INVALID_IMAGE', new RegExp(`layer 3/3 is missing: no blobs/sha256/${blobs.layers[2]!.slice(7)}`)));
     await hide(blobs.config, async () => oneLine(await cli([...g, 'import', layout]), 'import', 'ERR_GRAPHDRIVER_INVALID_IMAGE', /the image config sha256:[0-9a-f]{64} is missing/));
     await hide(blobs.manifest, async () => oneLine(await cli([...g, 'import', layout]), 'import', 'ERR_GRAPHDRIVER_INVALID_IMAGE', /the manifest sha256:[0-9a-f]{64} is missing/));
+    // a blob that is a symlink out of the layout is looked up inside it (openat2 RESOLVE_IN_ROOT)
+    await hide(blobs.layers[0]!, async () => {
+      await symlink('/etc/hostname', blobPath(layout, blobs.layers[0]!));
+      oneLine(await cli([...g, 'import', layout]), 'import', 'ERR_GRAPHDRIVER_INVALID_IMAGE', /layer 1\/3 is missing/);
+      await rm(blobPath(layout, blobs.layers[0]!));
+    });
+    // a spool directory a killed import left is cleared by the next one
+    await mkdir(join(root, 'image', 'overlay', 'import-leftover'), { recursive: true });
+    await assertEmpty(root, 'overlay').then(
+      () => assert.unreachable('the leftover is seen'),
+      () => undefined,
+    );
+    oneLine(await cli([...g, 'import', join(dir, 'nope')]), 'import', 'ERR_GRAPHDRIVER_INVALID_IMAGE', /no such file/);
     await assertEmpty(root, 'overlay');
     // and with every blob back, it imports
     assert.is((await json<{ images: unknown[] }>([...g, 'import', layout])).images.length, 1);

@@ -3,6 +3,8 @@
  * layout directory into the store, verified, shared layers stored once; prints each image's tags
  * and top layer.
  */
+import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { openImages } from '../image/open.js';
 import { importImages, type ImportedImage } from '../image/import.js';
 import { UsageError } from '../errors.js';
@@ -32,6 +34,10 @@ export const importCommand = defineCommand<ImportResult>({
     const path = args.positionals[0]!;
     const tags = listOption(args, 'tag');
     return ctx.locked(async (store, driver) => {
+      // imports run under the lock, so a spool directory found now was left by a killed one
+      for (const name of await readdir(store.dir)) {
+        if (name.startsWith('import-')) await rm(join(store.dir, name), { recursive: true, force: true });
+      }
       const opened = await openImages(path, {
         spoolDir: store.dir,
         stdin: ctx.io.stdin,
