@@ -162,7 +162,9 @@ const readSys = async (path: string): Promise<string | undefined> => {
   try {
     return (await readFile(path, 'utf8')).replace(/\n$/, '');
   } catch (err) {
-    if (errorCode(err) === 'ENOENT' || errorCode(err) === 'ENXIO') return undefined;
+    // ENODEV: the device is being torn down while we read it (an autoclear device let go by its
+    // last unmount); its sysfs files go away mid-read
+    if (errorCode(err) === 'ENOENT' || errorCode(err) === 'ENXIO' || errorCode(err) === 'ENODEV') return undefined;
     throw err;
   }
 };
