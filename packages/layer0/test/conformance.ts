@@ -15,9 +15,9 @@
  * SetQuota did not pass on volumes. GRAPHTEST_ONLY=<cases> and LAYER0_MODES=plain,volumes narrow a run.
  */
 import { join } from 'node:path';
-import type { CreateOpts, Driver } from '@graphdriver/core';
 import { conformance, type Report } from '@graphdriver/graphtest';
 import { init, type Layer0Driver } from '../src/index.js';
+import { onVolumes } from './on-volumes.js';
 
 const only = process.env.GRAPHTEST_ONLY?.split(',').filter((s) => s !== '');
 const modes = (process.env.LAYER0_MODES ?? 'plain,volumes').split(',').filter((s) => s !== '');
@@ -32,21 +32,6 @@ if (modes.includes('plain')) {
       ...(only === undefined ? {} : { only }),
     }),
   );
-}
-
-/** A layer0 driver whose createReadWrite puts every layer on a volume of its own. */
-function onVolumes(d: Layer0Driver): Driver {
-  let n = 0;
-  const createReadWrite = (id: string, parent?: string, opts?: CreateOpts): Promise<void> =>
-    // a name of its own per creation: a layer made again under one id would get its saved upper back
-    d.createReadWrite(id, parent, { ...opts, storageOpt: { ...(opts?.storageOpt ?? {}), volume: `${id}.v${n++}` } });
-  return new Proxy(d, {
-    get(target, prop, receiver) {
-      if (prop === 'createReadWrite') return createReadWrite;
-      const v: unknown = Reflect.get(target, prop, receiver);
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  });
 }
 
 if (modes.includes('volumes')) {
