@@ -24,6 +24,12 @@ export interface DigestOptions {
   excludeXattrs?: readonly string[];
   /** Record the root directory's mode and owner. Default true. */
   root?: boolean;
+  /**
+   * Full paths of files recorded without their content (`size=N live`): the backing files of attached
+   * loop devices, whose bytes the device's own filesystem (a journal, a thin pool's metadata commit)
+   * changes at any time - and which can be 100G sparse files nobody wants to read.
+   */
+  liveFiles?: ReadonlySet<string>;
 }
 
 export interface DigestEntry {
@@ -87,7 +93,7 @@ export async function treeDigest(root: string, opts: DigestOptions = {}): Promis
     const full = rel === '/' ? root : root + rel;
     const st = await lstat(full, { bigint: true });
     let extra = '';
-    if (st.isFile()) extra = `size=${st.size} sha256=${await hashFile(full)}`;
+    if (st.isFile()) extra = opts.liveFiles?.has(full) === true ? `size=${st.size} live` : `size=${st.size} sha256=${await hashFile(full)}`;
     else if (st.isSymbolicLink()) extra = `target=${JSON.stringify(await readlink(full))}`;
     else if (st.isCharacterDevice() || st.isBlockDevice()) extra = `rdev=${MAJOR(st.rdev)}:${MINOR(st.rdev)}`;
     const x = xattrsOf(full, excludedXattrs);
