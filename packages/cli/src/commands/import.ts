@@ -63,7 +63,8 @@ export const importCommand = defineCommand<ImportResult>({
     for (const img of r.images) {
       const fresh = img.layers.filter((l) => !l.reused).length;
       const name = img.tags.length > 0 ? img.tags.join(', ') : '<untagged>';
-      ctx.out(`imported ${name}  image ${shortId(img.id)}  ${img.layers.length} layers (${fresh} new, ${img.layers.length - fresh} already stored)`);
+      const n = img.layers.length;
+      ctx.out(`imported ${name}  image ${shortId(img.id)}  ${n} layer${n === 1 ? '' : 's'} (${fresh} new, ${n - fresh} already stored)`);
       ctx.out(`top layer: ${img.topLayer ?? '(none: the image has no layers)'}`);
     }
   },
