@@ -99,8 +99,8 @@ interface Chosen {
   driver: VolumeDriver;
   volume: Volume;
   created: boolean;
-  /** A layer whose saved binding to this volume is taken over (an explicit request for its volume). */
-  takenFrom?: string;
+  /** Removed layers whose saved claim on this volume is taken over (an explicit request for it). */
+  takenFrom?: string[];
 }
 
 export class Layer0Driver
@@ -310,23 +310,20 @@ export class Layer0Driver
     const size = so.size ?? this.options.volume_size;
     const spec = size === undefined ? {} : { size };
     const labels = volumeLabels(id, image);
-    const holderIsOther = (driver: string, name: string): [string, ContainerEntry] | undefined => {
-      const h = this.#state.holderOf(driver, name);
-      return h !== undefined && h[0] !== id ? h : undefined;
-    };
-
+    const othersOn = (driver: string, name: string): Array<[string, ContainerEntry]> => this.#state.holdersOf(driver, name, id);
     if (so.volume !== undefined) {
       const vd = await this.volumeDriver();
-      const holder = holderIsOther(vd.name, so.volume);
-      if (holder !== undefined && holder[1].phase !== 'saved') {
-        throw new LayerBusyError(holder[0], `its volume ${JSON.stringify(so.volume)} was asked for layer ${JSON.stringify(id)}`);
+      const holders = othersOn(vd.name, so.volume);
+      const live = holders.find(([, e]) => e.phase !== 'saved');
+      if (live !== undefined) {
+        throw new LayerBusyError(live[0], `its volume ${JSON.stringify(so.volume)} was asked for layer ${JSON.stringify(id)}`);
       }
       const [found] = await vd.enumerate({ name: so.volume });
       if (found !== undefined) {
         if (found.attachPath.length > 0) {
           throw new LayerBusyError(id, `volume ${JSON.stringify(so.volume)} is mounted at ${found.attachPath.join(', ')}`);
         }
-        return { driver: vd, volume: found, created: false, ...(holder === undefined ? {} : { takenFrom: holder[0] }) };
+        return { driver: vd, volume: found, created: false, takenFrom: holders.map(([h]) => h) };
       }
       const volumeId = await vd.create({ name: so.volume, labels }, spec);
       return { driver: vd, volume: await inspectOne(vd, volumeId), created: true };
@@ -337,14 +334,14 @@ export class Layer0Driver
     if (prior !== undefined) {
       const vd = await this.volumeDriver(prior.driver);
       const [v] = await vd.inspect([prior.volumeId]);
-      if (v !== undefined && v.attachPath.length === 0 && holderIsOther(prior.driver, prior.volume) === undefined) {
+      if (v !== undefined && v.attachPath.length === 0 && othersOn(prior.driver, prior.volume).length === 0) {
         return { driver: vd, volume: v, created: false };
       }
     }
 
     const vd = await this.volumeDriver();
     const all = await vd.enumerate();
-    const free = (v: Volume): boolean => v.attachPath.length === 0 && holderIsOther(vd.name, v.locator.name) === undefined;
+    const free = (v: Volume): boolean => v.attachPath.length === 0 && othersOn(vd.name, v.locator.name).length === 0;
     // made for this container by an earlier run or on another host sharing the volumes
     const labelled = all.find((v) => v.locator.labels[CONTAINER_LABEL] === id && free(v));
     if (labelled !== undefined) return { driver: vd, volume: labelled, created: false };
@@ -406,7 +403,6 @@ export class Layer0Driver
 
     const chosen = await this.#placement.withLock('volumes', async () => {
       const c = await this.#chooseVolume(id, image, so);
-      if (c.takenFrom !== undefined) this.#state.containers.delete(c.takenFrom);
       this.#state.containers.set(id, {
         volume: c.volume.locator.name,
         volumeId: c.volume.id,
@@ -434,6 +430,8 @@ export class Layer0Driver
       throw wrap('create', id, err);
     }
     entry.phase = 'live';
+    // the volume is this layer's now: removed layers that claimed it would get it back otherwise
+    for (const other of chosen.takenFrom ?? []) this.#state.containers.delete(other);
     await this.#state.save();
   }
 

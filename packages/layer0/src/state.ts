@@ -120,10 +120,9 @@ export class Layer0State {
     return next;
   }
 
-  /** The container layer that holds volume `volume` of `driver` now or held it last, if any. */
-  holderOf(driver: string, volume: string): [string, ContainerEntry] | undefined {
-    for (const entry of this.containers) if (entry[1].driver === driver && entry[1].volume === volume) return entry;
-    return undefined;
+  /** The layers other than `except` that are on volume `volume` of `driver` now, or were last (saved). */
+  holdersOf(driver: string, volume: string, except?: string): Array<[string, ContainerEntry]> {
+    return [...this.containers].filter(([id, e]) => id !== except && e.driver === driver && e.volume === volume);
   }
 
   /** Containers whose phase is not `saved`: their volumes are (or should be) mounted. */
