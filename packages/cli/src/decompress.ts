@@ -8,7 +8,7 @@
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { Decompress } from 'fzstd';
-import { InvalidArchiveError } from '@graphdriver/core';
+import { AbortError, InvalidArchiveError } from '@graphdriver/core';
 
 export type Compression = 'none' | 'gzip' | 'zstd' | 'bzip2' | 'xz';
 
@@ -88,12 +88,18 @@ export function decompressorFor(compression: Compression, what: string): Transfo
  * The first `n` bytes of `src` (fewer when it is shorter) and a stream of all of it, for inputs
  * that cannot be read twice (stdin). Destroying the returned stream destroys `src`.
  */
-export async function sniff(src: Readable, n: number): Promise<{ head: Buffer; stream: Readable }> {
+export async function sniff(src: Readable, n: number, signal?: AbortSignal): Promise<{ head: Buffer; stream: Readable }> {
   const it = src[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const first: Buffer[] = [];
   let have = 0;
   let done = false;
+  // an input that sends nothing (a stalled pipe) must not outlast an interrupt
+  const onAbort = (): void => {
+    src.destroy(new AbortError('The operation was aborted', { cause: signal?.reason }));
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
   try {
+    signal?.throwIfAborted();
     while (have < n) {
       const r = await it.next();
       if (r.done === true) {
@@ -106,6 +112,8 @@ export async function sniff(src: Readable, n: number): Promise<{ head: Buffer; s
   } catch (err) {
     src.destroy();
     throw err;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
   }
   async function* all(): AsyncGenerator<Buffer> {
     try {

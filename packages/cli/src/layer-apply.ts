@@ -107,7 +107,7 @@ export async function applyLayer(driver: Driver, id: string, parent: string | un
   const { signal } = opts;
   signal?.throwIfAborted();
   debug('applying %s to layer %s (parent %s)', input.what, id, parent ?? 'none');
-  const { head, stream: raw } = await sniff(input.open(), SNIFF_BYTES);
+  const { head, stream: raw } = await sniff(input.open(), SNIFF_BYTES, signal);
   const compression = detectCompression(head);
   let decompressor;
   try {

@@ -119,7 +119,13 @@ test('Ctrl-C while apply reads a tar from standard input: the new layer is remov
     assert.ok(r.sawIt, r.stderr);
     assert.is(r.code, 130, r.stderr);
     assert.equal(layersOnDisk(root, 'overlay'), []);
+    // standard input open but silent: the interrupt still ends it
+    const silent = await interrupt([...store(root, 'vfs'), 'apply', 'quiet', '-'], /applying standard input to layer quiet/, 200, () => undefined);
+    assert.ok(silent.sawIt, silent.stderr);
+    assert.is(silent.code, 130, silent.stderr);
+    assert.equal(layersOnDisk(root, 'vfs'), []);
     await assertClean(root, 'overlay');
+    await assertClean(root, 'vfs');
   }));
 
 test('progress bars on a terminal, none when piped; exit statuses; tars on pipes, never on a terminal', () =>

@@ -37,7 +37,7 @@ async function spool(input: Readable, spoolDir: string, what: string, signal: Ab
   const dir = await mkdtemp(join(spoolDir, 'import-'));
   const file = join(dir, 'archive.tar');
   try {
-    const { head, stream } = await sniff(input, SNIFF_BYTES);
+    const { head, stream } = await sniff(input, SNIFF_BYTES, signal);
     const decompressor = decompressorFor(detectCompression(head), what);
     const out = createWriteStream(file, { mode: 0o600 });
     const opts = signal === undefined ? {} : { signal };
