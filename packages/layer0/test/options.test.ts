@@ -4,11 +4,12 @@
  * keys passed through to the wrapped overlay driver (which validates them itself), and storageOpt
  * mistakes refused before anything is made: no layer, no volume, no mount left behind.
  */
-import { readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, mkdtemp, readdir, stat, symlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { isNotSupported } from '@graphdriver/core';
+import { getDriver, isNotSupported } from '@graphdriver/core';
 import { codeOf, errorOf, loopsUnder, makeImage, mountsUnderRoot, start, withRoot } from './helpers.js';
 
 const INVALID = 'ERR_GRAPHDRIVER_INVALID_OPTION';
@@ -118,6 +119,24 @@ test('the dir volume driver has no size limit: asking for one is "quota not supp
     } finally {
       await d.cleanup();
     }
+  });
+});
+
+test("core's registry starts layer0 by name from its package (the driver package convention), options and all", async () => {
+  await withRoot(async (root) => {
+    // a project that installed @graphdriver/layer0: node_modules/@graphdriver/layer0 -> this package (its built dist)
+    const project = await mkdtemp(join(root, 'project-'));
+    await mkdir(join(project, 'node_modules', '@graphdriver'), { recursive: true });
+    await symlink(join(dirname(fileURLToPath(import.meta.url)), '..'), join(project, 'node_modules', '@graphdriver', 'layer0'));
+    const d = await getDriver('layer0', { root: join(root, 'store'), options: ['layer0.volume_driver=dir', 'overlay.mountopt=nodev'], resolveFrom: project });
+    try {
+      assert.is(d.name, 'layer0');
+      assert.is(d.home, join(root, 'store', 'layer0'));
+      assert.equal(new Map(await d.status()).get('Volume driver'), 'dir (file)');
+    } finally {
+      await d.cleanup();
+    }
+    assert.is(await codeOf(getDriver('layer0', { root: join(root, 'store'), options: ['layer0.nope=1'], resolveFrom: project })), INVALID);
   });
 });
 
