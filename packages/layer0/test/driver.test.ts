@@ -353,4 +353,34 @@ test('applyDiff, staged apply and diff of container layers on volumes', async ()
   });
 });
 
+test('a creation that fails after its volume was set up takes it all back: no layer, no mount, no device, no new volume, the saved upper kept', async () => {
+  await withRoot(async (root) => {
+    const d = await start(root, ['layer0.volume_size=64M']);
+    try {
+      await makeImage(d);
+      // id mappings that do not map container root: the overlay driver refuses the layer, after the volume is mounted
+      const bad = { uidMap: [{ containerId: 1, hostId: 100000, size: 10 }], gidMap: [{ containerId: 1, hostId: 100000, size: 10 }] };
+      await d.createReadWrite('u-init', 'img');
+      assert.is(await codeOf(d.createReadWrite('u', 'u-init', { idMappings: bad })), 'ERR_GRAPHDRIVER_INVALID_OPTION');
+      assert.is(await d.exists('u'), false);
+      assert.is(d.volumeOf('u'), undefined, 'no claim on a volume');
+      assert.equal(await (await d.volumeDriver()).enumerate(), [], 'the volume made for it is deleted');
+      assert.equal(await mountsUnderRoot(root), []);
+      assert.equal(await loopsUnder(root), []);
+
+      await d.createReadWrite('u', 'u-init');
+      await writeIn(d, 'u', 'f', 'kept');
+      await d.remove('u');
+      assert.is(await codeOf(d.createReadWrite('u', 'u-init', { idMappings: bad })), 'ERR_GRAPHDRIVER_INVALID_OPTION');
+      assert.is(d.volumeOf('u')?.phase, 'saved', 'the claim from before stays');
+      assert.equal(await mountsUnderRoot(root), []);
+      assert.equal(await loopsUnder(root), []);
+      await d.createReadWrite('u', 'u-init');
+      assert.is(await readIn(d, 'u', 'f'), 'kept', 'the saved upper survived the failed attempt');
+    } finally {
+      await d.cleanup();
+    }
+  });
+});
+
 test.run();
