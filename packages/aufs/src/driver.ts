@@ -24,7 +24,7 @@
  */
 import { mkdirSync, readdirSync } from 'node:fs';
 import { chmod, chown, mkdir, readdir, realpath, rename, rm, stat } from 'node:fs/promises';
-import { dirname, join, relative } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import type { Readable } from 'node:stream';
 import { debuglog } from 'node:util';
 import {
@@ -514,7 +514,7 @@ export class AufsDriver implements Driver, TemplateDriver, ListLayersDriver, Dif
     for (const [path] of this.#refs.counts()) {
       try {
         while ((await this.#refs.put(path, () => this.#unmount(path))) > 0);
-        const id = relative(this.#layout.mntRoot, path);
+        const id = basename(path);
         if (hasFuseWorkdir(this.#layout.diffPath(id))) await this.#normalize(id, false);
       } catch (err) {
         failures.push(err);
