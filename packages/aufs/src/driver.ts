@@ -126,7 +126,6 @@ export class AufsDriver implements Driver, TemplateDriver, ListLayersDriver, Dif
   readonly #limits: LayerLimits;
   readonly #naive: NaiveDiffDriver;
   readonly #idMappings: IdMappings | undefined;
-  readonly #mountopt: string[];
 
   private constructor(init: { home: string; options: AufsOptions; backingFs: string; backend: MountBackend; idMappings: IdMappings | undefined }) {
     this.home = init.home;
@@ -137,7 +136,6 @@ export class AufsDriver implements Driver, TemplateDriver, ListLayersDriver, Dif
     this.#layout = new Layout(init.home);
     this.#limits = new LayerLimits(this.#layout, init.options.limit_method);
     this.#naive = new NaiveDiffDriver(this, init.idMappings === undefined ? {} : { idMappings: init.idMappings });
-    this.#mountopt = splitMountopt(init.options.mountopt);
   }
 
   /**
