@@ -3,8 +3,10 @@
  * fuse-overlayfs): the program is run as `<program> -o <options> <target>` in the store's home and
  * mounts a FUSE filesystem there. It takes absolute paths and has no page limit. Lowers may hold
  * AUFS whiteouts (`.wh.<name>`, `.wh..wh..opq`), which fuse-overlayfs honours; as root it writes
- * 0/0 character devices into the upper. Unmounting goes through fusermount3 (then fusermount, then
- * umount2), as containers/storage does.
+ * 0/0 character devices into the upper. It runs without CAP_SYS_RESOURCE (through setpriv where
+ * util-linux has it): it writes on behalf of the container's processes, and with that capability
+ * ext4's quota would let it past a layer's size limit. Unmounting goes through fusermount3 (then
+ * fusermount, then umount2), as containers/storage does.
  */
 import { execFile, spawn } from 'node:child_process';
 import { OperationFailedError } from '@graphdriver/core';
@@ -29,8 +31,21 @@ function run(cmd: string, args: readonly string[], cwd: string): Promise<{ code:
   });
 }
 
+let setprivPath: Promise<string | undefined> | undefined;
+
+/** util-linux's setpriv, where it is installed. */
+function setpriv(): Promise<string | undefined> {
+  setprivPath ??= new Promise((resolve) =>
+    execFile('sh', ['-c', 'command -v setpriv'], (err, stdout) => resolve(err === null && stdout.trim() !== '' ? stdout.trim() : undefined)),
+  );
+  return setprivPath;
+}
+
 export async function mountWithProgram(program: string, m: OverlayMount, home: string): Promise<void> {
-  const r = await run(program, ['-o', programOptions(m), m.target], home).catch((err: unknown) => {
+  const argv = ['-o', programOptions(m), m.target];
+  const sp = await setpriv();
+  const [cmd, args] = sp === undefined ? [program, argv] : [sp, ['--bounding-set=-sys_resource', '--', program, ...argv]];
+  const r = await run(cmd, args, home).catch((err: unknown) => {
     throw new OperationFailedError(`running the mount program ${program}`, undefined, err);
   });
   if (r.code !== 0) {
