@@ -165,6 +165,31 @@ test('aufs: .wh. deletions, an opaque directory, metadata skipped, lower whiteou
   }
 });
 
+test('aufs: a whiteout hides the name in its own branch too, and an opaque marker at a branch root hides the branches below', async () => {
+  const dir = await mkdtemp('/tmp/changes-layer-');
+  try {
+    const top = `${dir}/top`;
+    const bottom = `${dir}/bottom`;
+    const rw = `${dir}/rw`;
+    for (const d of [top, bottom, rw]) mkdirSync(d);
+    // bottom's own q is whited out in bottom itself (aufs's lookup tests the whiteout first)
+    build(bottom, { q: 'old', '.wh.q': '', d: '/', 'd/e': 'e', 'd/.wh.e': '' });
+    build(rw, { q: 'new', d: '/', 'd/e': 'again' });
+    await run('touch', ['-r', `${bottom}/d`, `${rw}/d`]);
+    assert.equal(fmt(await changesFromLayerDir(rw, { whiteouts: 'aufs', lowerDirs: [bottom] })), ['modify /d', 'add /d/e', 'add /q']);
+
+    // top's root is opaque: nothing of bottom is visible, so rw's keep is new
+    build(top, { '.wh..wh..opq': '' });
+    build(bottom, { keep: 'k' });
+    rmSync(`${rw}/q`);
+    rmSync(`${rw}/d`, { recursive: true });
+    build(rw, { keep: 'k2' });
+    assert.equal(fmt(await changesFromLayerDir(rw, { whiteouts: 'aufs', lowerDirs: [top, bottom] })), ['add /keep']);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test('an aborted signal stops the walk', async () => {
   const dir = await mkdtemp('/tmp/changes-layer-');
   try {

@@ -454,6 +454,8 @@ export interface ReadOptions {
  * input, AbortError on abort, the input's own error, or what a handler or sink threw. On failure
  * the input is destroyed and the current sink aborted.
  */
+const ignoreError = (): void => undefined;
+
 export function readLayerTar(input: Readable, handler: EntryHandler, opts: ReadOptions = {}): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const framer = new TarFramer(handler);
@@ -470,6 +472,10 @@ export function readLayerTar(input: Readable, handler: EntryHandler, opts: ReadO
       input.off('error', onError);
       input.off('close', onClose);
       if (err !== undefined) {
+        // The input may still emit an 'error' it queued before (a stream destroyed with an error
+        // emits it on the next tick): the failure is reported through our rejection, so keep that
+        // emission from becoming an uncaught exception.
+        input.on('error', ignoreError);
         framer.abort();
         if (!input.destroyed) input.destroy();
       }

@@ -36,7 +36,13 @@ export class LowerStack {
     private readonly xattrPrefix: 'trusted' | 'user' = 'trusted',
   ) {
     this.lowers = lowers.map((l) => l.replace(/(.)\/+$/, '$1'));
-    this.cache.set('/', { top: undefined, dirLayers: lowers.map((_, i) => i) });
+    // An opaque marker at a lower's root hides every lower under it, as anywhere else.
+    const rootLayers: number[] = [];
+    for (let li = 0; li < this.lowers.length; li++) {
+      rootLayers.push(li);
+      if (this.isOpaque(li, '/')) break;
+    }
+    this.cache.set('/', { top: undefined, dirLayers: rootLayers });
   }
 
   /** What the lowers show at `path`, or undefined when nothing is visible there. */
@@ -57,12 +63,17 @@ export class LowerStack {
         if (errorCode(err) === 'ENOENT' || errorCode(err) === 'ENOTDIR') continue;
         throw err;
       }
-      for (const name of names) {
-        if (this.format === 'aufs' && name.startsWith(AUFS_WHITEOUT_PREFIX)) {
-          if (!name.startsWith(AUFS_META_PREFIX)) decided.add(name.slice(AUFS_WHITEOUT_PREFIX.length));
-          continue;
+      // aufs: a branch's whiteouts hide the name in that branch too (its lookup tests the
+      // whiteout first), so they are taken before the branch's own entries.
+      const whitedOut = new Set<string>();
+      if (this.format === 'aufs') {
+        for (const name of names) {
+          if (name.startsWith(AUFS_WHITEOUT_PREFIX) && !name.startsWith(AUFS_META_PREFIX)) whitedOut.add(name.slice(AUFS_WHITEOUT_PREFIX.length));
         }
-        if (decided.has(name)) continue;
+      }
+      for (const name of names) {
+        if (this.format === 'aufs' && name.startsWith(AUFS_WHITEOUT_PREFIX)) continue;
+        if (decided.has(name) || whitedOut.has(name)) continue;
         decided.add(name);
         if (this.format === 'overlay') {
           const st = lstatEntry(`${dir}/${name}`);
@@ -70,6 +81,7 @@ export class LowerStack {
         }
         visible.add(name);
       }
+      for (const name of whitedOut) decided.add(name);
     }
     return visible;
   }
@@ -91,12 +103,11 @@ export class LowerStack {
     const name = baseOf(path);
     const result: Resolved = { top: undefined, dirLayers: [] };
     for (const li of parent.dirLayers) {
+      // aufs marks a deletion with a sibling file; it hides this name in its own branch (aufs tests
+      // the whiteout first) and in every lower below.
+      if (this.format === 'aufs' && lstatEntry(`${this.at(li, parentOf(path))}/${AUFS_WHITEOUT_PREFIX}${name}`) !== undefined) break;
       const st = lstatEntry(this.at(li, path));
-      if (st === undefined) {
-        // aufs marks a deletion with a sibling file; it hides this name in every lower below.
-        if (this.format === 'aufs' && lstatEntry(`${this.at(li, parentOf(path))}/${AUFS_WHITEOUT_PREFIX}${name}`) !== undefined) break;
-        continue;
-      }
+      if (st === undefined) continue;
       if (this.format === 'overlay' && isOverlayWhiteout(st)) break;
       if (result.top === undefined) result.top = st;
       // A non-directory hides everything below it; below a directory only directories merge.
