@@ -31,10 +31,12 @@ export function deviceKey(hash: string): string {
 
 /** The hash (layer id, '' for the base) of a metadata file name, or undefined for files that are not devices. */
 export function hashOfMetadataFile(name: string): string | undefined {
+  // escaped names first: `_x.migrated` is the layer x.migrated, not moby's migrated json
+  if (name.startsWith('_')) return name.slice(1);
   if (name.startsWith('.') || name.endsWith('.migrated')) return undefined;
   if (name === DEVICE_SET_META_FILE || name === TRANSACTION_META_FILE) return undefined;
   if (name === 'base') return '';
-  return name.startsWith('_') ? name.slice(1) : name;
+  return name;
 }
 
 /** `docker-<major>:<minor>-<inode>` of `home` (moby's devicePrefix). */

@@ -376,12 +376,23 @@ export class ReflinkPool implements PoolBackend {
   async deleteThin(id: number): Promise<void> {
     if ((await this.#boundLoop(id)) !== undefined) throw errnoError('EBUSY', `device id ${id} is active`);
     try {
+      // Truncated first: xfs frees the blocks of an unlinked file later, in the background, but those
+      // of a truncated one now - the pool's free space (dm.min_free_space, status) sees them at once,
+      // as after a dm-thin delete. Blocks shared with clones only lose a reference.
+      await truncate(this.imagePath(id), 0);
       await unlink(this.imagePath(id));
     } catch (err) {
       if (errorCode(err) === 'ENOENT') throw errnoError('ENOENT', `device id ${id} is not in the pool`);
       throw err;
     }
-    await this.#syncDir(this.#devicesDir);
+    // syncfs, not only the directory: the log force commits the frees, and a pool mounted with
+    // `discard` then hands the blocks back to the loop file under it.
+    const dh = await open(this.#devicesDir, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
+    try {
+      await syncfs(dh.fd);
+    } finally {
+      await dh.close();
+    }
   }
 
   /** The loop device bound to the image of `id`, if any (the cached one checked against sysfs, else a scan). */
