@@ -20,7 +20,7 @@ import { writeOciLayout } from '../src/image/oci-writer.js';
 export const run = promisify(execFile);
 export const PKG_DIR = fileURLToPath(new URL('..', import.meta.url));
 export const BIN = join(PKG_DIR, 'src', 'bin.ts');
-export const DRIVERS = ['vfs', 'overlay'] as const;
+export const DRIVERS = ['vfs', 'overlay', 'aufs', 'layer0'] as const;
 export type DriverName = (typeof DRIVERS)[number];
 
 export interface CliResult {
@@ -117,7 +117,12 @@ export async function assertClean(root: string, driver: string): Promise<void> {
 
 /** The layer ids the driver has on disk (its directory layout), whatever the store says. */
 export function layersOnDisk(root: string, driver: string): string[] {
-  const dir = driver === 'vfs' ? join(root, 'vfs', 'dir') : join(root, driver);
+  // where each driver keeps one directory per layer
+  const dir = {
+    vfs: join(root, 'vfs', 'dir'),
+    aufs: join(root, 'aufs', 'diff'),
+    layer0: join(root, 'layer0', 'overlay'),
+  }[driver] ?? join(root, driver);
   if (!existsSync(dir)) return [];
   return readdirSync(dir, { withFileTypes: true })
     .filter((e) => e.isDirectory() && !['l', 'staging', 'dir'].includes(e.name))
