@@ -160,6 +160,7 @@ export class ReflinkPool implements PoolBackend {
       await this.#mountImage();
     }
     await mkdir(this.#devicesDir, { recursive: true, mode: 0o700 });
+    await this.#scanLoops();
     let meta: string | undefined;
     try {
       meta = await readFile(join(this.#root, POOL_METADATA), 'utf8');
@@ -395,19 +396,29 @@ export class ReflinkPool implements PoolBackend {
     }
   }
 
-  /** The loop device bound to the image of `id`, if any (the cached one checked against sysfs, else a scan). */
+  /**
+   * The loop device bound to the image of `id`, if any. The pool's loop devices are learnt once at
+   * open (a scan of sysfs: those an earlier process left) and kept as this process binds them; one
+   * known is checked against sysfs before it is used (autoclear may have taken it meanwhile). A store
+   * has one driver process, as with moby, so no scan per call is needed.
+   */
   async #boundLoop(id: number): Promise<string | undefined> {
-    const image = this.imagePath(id);
     const cached = this.#loopOf.get(id);
-    if (cached !== undefined) {
-      const backing = await readSys(`/sys/block/${cached.slice('/dev/'.length)}/loop/backing_file`);
-      if (backing === image) return cached;
-      this.#loopOf.delete(id);
+    if (cached === undefined) return undefined;
+    const backing = await readSys(`/sys/block/${cached.slice('/dev/'.length)}/loop/backing_file`);
+    if (backing === this.imagePath(id)) return cached;
+    this.#loopOf.delete(id);
+    return undefined;
+  }
+
+  /** Learns the loop devices bound to the pool's images (left active by an earlier process). */
+  async #scanLoops(): Promise<void> {
+    const prefix = `${this.#devicesDir}/`;
+    for (const loop of await retryTornDown(listLoops)) {
+      if (loop.backingDeleted || !loop.backingFile.startsWith(prefix)) continue;
+      const id = Number(loop.backingFile.slice(prefix.length));
+      if (Number.isSafeInteger(id)) this.#loopOf.set(id, loop.path);
     }
-    const found = (await retryTornDown(() => findLoopsByBackingFile(image))).find((l) => !l.backingDeleted);
-    if (found === undefined) return undefined;
-    this.#loopOf.set(id, found.path);
-    return found.path;
   }
 
   async activate(dev: DeviceRef, size: number): Promise<ActiveDevice> {
@@ -459,7 +470,8 @@ export class ReflinkPool implements PoolBackend {
     }
     // LOOP_CLR_FD: at once when unused, else when its last user closes it (the kernel sets autoclear)
     await detachLoop(loop);
-    this.#loopOf.delete(dev.id);
+    // still bound: a deferred removal, which keeps the device (and its image) in use until it happens
+    if ((await this.#boundLoop(dev.id)) === undefined) this.#loopOf.delete(dev.id);
   }
 
   async state(dev: DeviceRef): Promise<DeviceState> {
@@ -485,14 +497,12 @@ export class ReflinkPool implements PoolBackend {
   }
 
   async deactivateAll(): Promise<number> {
-    const prefix = `${this.#devicesDir}/`;
     let busy = 0;
-    for (const loop of await retryTornDown(listLoops)) {
-      if (!loop.backingFile.startsWith(prefix)) continue;
-      await detachLoop(loop.path);
-      if ((await readSys(`/sys/block/loop${loop.number}/loop/backing_file`)) !== undefined) busy++;
+    await this.#scanLoops();
+    for (const [id, loop] of [...this.#loopOf]) {
+      await detachLoop(loop);
+      if ((await this.#boundLoop(id)) !== undefined) busy++;
     }
-    this.#loopOf.clear();
     return busy;
   }
 
