@@ -98,6 +98,8 @@ async function runHere(): Promise<void> {
 
 if (backend === 'thin' && !inVmLane) {
   console.log('dm-thin runs in the qemu lane (this kernel has no device-mapper); its figures are emulated');
+  // the lane passes only the variables it is told about into the guest
+  process.env.VMLANE_ENV = [process.env.VMLANE_ENV, 'GRAPHTEST_BENCHTIME', 'GRAPHTEST_COUNT'].filter((v) => v !== undefined && v !== '').join(' ');
   const r = await runInVmLane(['node', '--import', 'tsx', 'bench/run.ts', ...args], { cwd: pkgDir, timeoutSeconds: 1800 });
   process.exitCode = r.code;
 } else {
