@@ -305,9 +305,25 @@ export class DeviceSet {
     }
     // A crash between opening the transaction and setting the pool's id: undo what it made.
     debug('rolling back open transaction %d (hash %o, device id %d)', t.openTransactionId, t.deviceHash, t.deviceId);
+    const ref = { name: deviceName(this.#prefix, t.deviceHash), id: t.deviceId };
     try {
+      // a delete that found its device busy may have been open: let the device go first
+      await this.#backend.deactivate(ref, true);
       await this.#backend.deleteThin(t.deviceId);
     } catch (err) {
+      const info = this.#devices.get(t.deviceHash);
+      if (errorCode(err) === 'EBUSY' && info !== undefined && info.deviceId === t.deviceId) {
+        // still in use: keep it for the deferred-deletion sweep rather than leak its id
+        debug('rollback: device id %d is busy; marking %o for deferred deletion', t.deviceId, t.deviceHash);
+        if (!info.deleted) {
+          info.deleted = true;
+          this.#nrDeleted++;
+          await this.metadataStore.saveDevice(info);
+        }
+        await this.metadataStore.removeTransaction();
+        this.#open = { openTransactionId: this.#transactionId, deviceHash: '', deviceId: 0 };
+        return;
+      }
       // the device may never have been made, or already be gone
       debug('rollback: deleting device id %d: %s', t.deviceId, err);
     }

@@ -55,3 +55,26 @@ export async function blockDeviceSize(major: number, minor: number): Promise<num
   const text = await readFile(`/sys/dev/block/${major}:${minor}/size`, 'utf8');
   return Number(text.trim()) * 512;
 }
+
+/**
+ * Waits (up to `ms`) until none of `loops` is bound to its file any more. An autoclear loop device
+ * is cleared by a kernel worker after its last user (a pool, a mount) lets go, a moment later: a
+ * cleanup() that returned before would leave the loop file busy for whoever removes it next.
+ */
+export async function waitLoopsReleased(loops: ReadonlyArray<{ device: string; file: string }>, ms = 5000): Promise<boolean> {
+  const until = Date.now() + ms;
+  for (;;) {
+    let bound = 0;
+    for (const { device, file } of loops) {
+      const name = device.replace(/^\/dev\//, '');
+      const backing = await readFile(`/sys/block/${name}/loop/backing_file`, 'utf8').catch(() => '');
+      if (backing.trim() === file) bound++;
+    }
+    if (bound === 0) return true;
+    if (Date.now() > until) {
+      debug('%d loop devices still bound after %d ms', bound, ms);
+      return false;
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

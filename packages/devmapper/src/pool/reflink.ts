@@ -55,7 +55,7 @@ import {
   type PoolFiles,
   type PoolUsage,
 } from './backend.js';
-import { ensureImage } from './loop-files.js';
+import { ensureImage, waitLoopsReleased } from './loop-files.js';
 
 const debug = debuglog('graphdriver:devmapper');
 
@@ -527,6 +527,7 @@ export class ReflinkPool implements PoolBackend {
       debug('closing the reflink pool: deactivating its devices: %s', err);
     }
     if (this.#image === undefined) return;
+    let released = true;
     try {
       await umount2(this.#image.mountPoint, 0);
     } catch (err) {
@@ -535,8 +536,11 @@ export class ReflinkPool implements PoolBackend {
         // devices still busy elsewhere hold images open: the pool lives on, detached, until they go
         debug('reflink pool %s busy (%d devices still in use): detaching it lazily', this.#image.mountPoint, busy);
         await umount2(this.#image.mountPoint, MNT.DETACH);
+        released = false;
       }
     }
+    // the pool's loop device is autoclear: gone a moment after the unmount, and then the data file is free
+    if (released) await waitLoopsReleased([{ device: this.#image.loop, file: this.#image.path }]);
     await rmdir(this.#image.mountPoint).catch((err: unknown) => debug('removing %s: %s', this.#image?.mountPoint, err));
   }
 }

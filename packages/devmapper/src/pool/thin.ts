@@ -27,7 +27,7 @@ import {
   type PoolFiles,
   type PoolUsage,
 } from './backend.js';
-import { blockDeviceSize, ensureImage } from './loop-files.js';
+import { blockDeviceSize, ensureImage, waitLoopsReleased } from './loop-files.js';
 
 const debug = debuglog('graphdriver:devmapper');
 
@@ -419,10 +419,17 @@ export class ThinPool implements PoolBackend {
     this.#closed = true;
     try {
       if (this.#ownsPool && (await dm.info(this.#fd, this.poolName)).exists) {
+        let removed = true;
         await dm.remove(this.#fd, this.poolName).catch((err: unknown) => {
           // thin devices still busy elsewhere: moby leaves the pool too
           debug('leaving the pool %s: %s', this.poolName, err);
+          removed = false;
         });
+        const loops = [
+          { device: this.#dataDevice, file: this.#dataLoopFile },
+          { device: this.#metadataDevice, file: this.#metadataLoopFile },
+        ].filter((l): l is { device: string; file: string } => l.device !== undefined && l.file !== undefined);
+        if (removed) await waitLoopsReleased(loops);
       }
     } finally {
       closeSync(this.#fd);
