@@ -20,7 +20,7 @@ import { writeOciLayout } from '../src/image/oci-writer.js';
 export const run = promisify(execFile);
 export const PKG_DIR = fileURLToPath(new URL('..', import.meta.url));
 export const BIN = join(PKG_DIR, 'src', 'bin.ts');
-export const DRIVERS = ['vfs', 'overlay', 'aufs', 'layer0'] as const;
+export const DRIVERS = ['vfs', 'overlay', 'aufs', 'layer0', 'devmapper'] as const;
 export type DriverName = (typeof DRIVERS)[number];
 
 export interface CliResult {
@@ -117,6 +117,14 @@ export async function assertClean(root: string, driver: string): Promise<void> {
 
 /** The layer ids the driver has on disk (its directory layout), whatever the store says. */
 export function layersOnDisk(root: string, driver: string): string[] {
+  if (driver === 'devmapper') {
+    // one metadata file per device, beside the pool's own files and the base device
+    const meta = join(root, 'devmapper', 'metadata');
+    if (!existsSync(meta)) return [];
+    return readdirSync(meta)
+      .filter((n) => !['base', 'deviceset-metadata', 'transaction-metadata'].includes(n) && !n.startsWith('.'))
+      .sort();
+  }
   // where each driver keeps one directory per layer
   const dir = {
     vfs: join(root, 'vfs', 'dir'),

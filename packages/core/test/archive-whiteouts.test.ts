@@ -4,7 +4,7 @@
  * 'aufs' keeps `.wh.` files as files, and 'apply' (moby's UnpackLayer) deletes, empties opaque
  * directories, merges directories and replaces everything else.
  */
-import { chmodSync, existsSync, lchownSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lchownSync, lstatSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { AT, S, fstatatSync, lgetxattrSync, llistxattrSync } from '@graphdriver/native';
@@ -141,6 +141,7 @@ test('unpack, overlay: .wh. entries become 0/0 devices and opaque dirs get the x
     const size = await unpack(layer, streamOf(tar), { whiteouts: 'overlay' });
     assert.is(size, 1);
     assert.ok(isOverlayWhiteout(`${layer}/gone`));
+    assert.is(lstatSync(`${layer}/gone`).mtimeMs, 1_000_000_000_000, 'the device takes the entry\'s mtime, so a diff of it gives the same tar back');
     assert.equal([stat(`${layer}/gone2`).uid, stat(`${layer}/gone2`).gid], [5, 6]);
     assert.ok(isOverlayWhiteout(`${layer}/deep/er/nothing`), 'implied parents are created for whiteouts too');
     assert.is(lgetxattrSync(`${layer}/op`, 'trusted.overlay.opaque').toString(), 'y');

@@ -293,6 +293,9 @@ class LayerUnpacker {
       const gid = this.hostGid(entry, t.name);
       // As moby: a whiteout made by root for root keeps the owner mknod gave it.
       if (uid !== 0 || gid !== 0) this.chownAt(fd, original, uid, gid);
+      // The device takes the entry's times (moby leaves the time of the mknod): a diff of the
+      // applied layer then gives back the same tar, byte for byte, whenever it is taken.
+      utimensatSync(fd, original, latest(entry.atime, entry.mtime), entry.mtime, AT.SYMLINK_NOFOLLOW);
     }
   }
 
