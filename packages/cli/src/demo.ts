@@ -139,6 +139,7 @@ export async function runDemo(io: CliIo, run: RunCommand, opts: DemoOptions = {}
 
   const mounted: string[] = [];
   let status = 0;
+  let shutDown = false;
   try {
     print('graphdriver demo: an image built here, imported, changed, diffed and applied again');
     print(`   scratch directory ${work} (removed at the end)`);
@@ -223,11 +224,15 @@ export async function runDemo(io: CliIo, run: RunCommand, opts: DemoOptions = {}
     await gd(['rm', 'copy', 'ctr']);
     await gd(['rmi', 'demo:latest']);
     await gd(['ls']);
+    await gd(['shutdown']);
+    shutDown = true;
   } catch (err) {
     status = 1;
     io.stderr.write(`graphdriver demo: ${err instanceof Error ? err.message : String(err)}\n`);
   } finally {
     for (const id of mounted.reverse()) await gd(['umount', id], false).catch(() => undefined);
+    // what the driver holds outside the scratch store (a devmapper pool) goes too
+    if (!shutDown) await gd(['shutdown'], false).catch(() => undefined);
     if (opts.keep === true) {
       print(`   kept ${work}`);
     } else {

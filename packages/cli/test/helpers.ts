@@ -13,7 +13,7 @@ import { PassThrough, Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import * as assert from 'uvu/assert';
-import { mountsUnder, pack, unmountRecursive } from '@graphdriver/core';
+import { isAtOrUnder, listLoops, mountsUnder, pack, unmountRecursive } from '@graphdriver/core';
 import { main } from '../src/main.js';
 import { writeOciLayout } from '../src/image/oci-writer.js';
 
@@ -78,14 +78,31 @@ export async function spawnCliResult(argv: string[], env: NodeJS.ProcessEnv = {}
   return { code, stdout, stderr };
 }
 
+/**
+ * `graphdriver shutdown` for every store found in `dir` (a directory holding a driver's home, up to
+ * two levels down): a driver may hold things outside its store between commands, as devmapper's
+ * pool mount and loop devices, which removing the directory would not release.
+ */
+async function shutdownStores(dir: string): Promise<void> {
+  const roots = [dir, ...readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => join(dir, e.name))];
+  for (const root of roots) {
+    for (const driver of DRIVERS) {
+      if (existsSync(join(root, driver))) await cli(['--root', root, '--driver', driver, 'shutdown']);
+    }
+  }
+}
+
 /** A scratch directory /tmp/cli-<name>-XXXXXX, removed by the returned function (mounts under it first). */
 export async function scratch(name: string): Promise<{ dir: string; dispose(): Promise<void> }> {
   const dir = await mkdtemp(`/tmp/cli-${name}-`);
   return {
     dir,
     async dispose() {
+      await shutdownStores(dir);
+      const loops = (await listLoops()).filter((l) => isAtOrUnder(l.backingFile, dir)).map((l) => `${l.path} (${l.backingFile})`);
       if ((await mountsUnder(dir).catch(() => [])).length > 0) await unmountRecursive(dir, { lazyFallback: true });
       await rm(dir, { recursive: true, force: true });
+      assert.equal(loops, [], 'no loop device left on a file of the test after shutdown');
     },
   };
 }

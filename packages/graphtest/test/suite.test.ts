@@ -6,18 +6,20 @@
  * reason and no pass. graphtest imports no driver, so this one lives in the test.
  */
 import { execFile } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
+  attachLoop,
   LayerExistsError,
   LayerUnknownError,
   NaiveDiffDriver,
   NotSupportedError,
   normalizeParent,
   validateLayerId,
+  type AttachedLoop,
   type Driver,
   type ProtoDriver,
 } from '@graphdriver/core';
@@ -116,6 +118,28 @@ test('a lossy copy fails the cases that look at what it loses', async () => {
     assert.is(status[name], 'fail', `${name} must fail on a lossy copy`);
   }
   for (const name of ['CreateEmpty', 'CreateBase', 'DeepLayerRead(3)', 'Restart']) assert.is(status[name], 'pass', name);
+});
+
+test('a driver whose cleanup leaves a loop device attached to a file under the root fails CleanupLeavesNoMount', async () => {
+  const leaked: AttachedLoop[] = [];
+  try {
+    const report = await conformance(
+      async (root) => {
+        const driver = await factory(['-a'])(root);
+        // a "pool" image under the root whose loop device cleanup() forgets
+        const image = join(root, 'pool.img');
+        await writeFile(image, '');
+        await truncate(image, 1 << 20);
+        leaked.push(await attachLoop(image));
+        return driver;
+      },
+      { ...quick, only: ['CleanupLeavesNoMount'] },
+    );
+    assert.is(report.cases[0]!.status, 'fail');
+    assert.match(report.cases[0]!.error!, /no loop device backed by a file under the root/);
+  } finally {
+    for (const loop of leaked) await loop.detach();
+  }
 });
 
 test('a driver that is not supported here: every case is a skip with its reason, none passes', async () => {

@@ -12,6 +12,7 @@ import { infoCommand } from './info.js';
 import { lsCommand } from './ls.js';
 import { mountCommand, umountCommand } from './mount.js';
 import { rmCommand } from './rm.js';
+import { shutdownCommand } from './shutdown.js';
 import { statusCommand } from './status.js';
 
 export const COMMANDS: ReadonlyArray<Command<unknown>> = [
@@ -29,6 +30,7 @@ export const COMMANDS: ReadonlyArray<Command<unknown>> = [
   rmiCommand,
   statusCommand,
   infoCommand,
+  shutdownCommand,
   demoCommand,
 ] as ReadonlyArray<Command<unknown>>;
 

@@ -5,9 +5,9 @@
  * driver on the same root (a restart) seeing the same layers with the same content.
  */
 import { strict as assert } from 'node:assert';
-import { readFile } from 'node:fs/promises';
+import { readFile, realpath } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
-import { hasListLayers, isAtOrUnder } from '@graphdriver/core';
+import { hasListLayers, isAtOrUnder, listLoops } from '@graphdriver/core';
 import type { Case } from '../runner.js';
 import type { CaseContext } from '../context.js';
 import { assertSameTree, treeDigest, type TreeDigest } from '../digest.js';
@@ -153,6 +153,11 @@ const cleanupUnmounts: C = {
     await driver.get('container');
     await ctx.cleanupDriver();
     assert.deepEqual(await mountPointsUnder(root), [], 'cleanup() leaves no mount under the root (/proc/self/mountinfo)');
+    // Drivers that keep layers or pools in image files (aufs limits, devmapper, layer0 volumes)
+    // must let go of their loop devices too; a mount of one elsewhere would hold it.
+    const realRoot = await realpath(root);
+    const loops = (await listLoops()).filter((l) => isAtOrUnder(l.backingFile, realRoot)).map((l) => `${l.path} (${l.backingFile})`);
+    assert.deepEqual(loops, [], 'cleanup() leaves no loop device backed by a file under the root');
   },
 };
 
