@@ -10,10 +10,9 @@
  * each other's records. A layer is recorded only once it is complete: a layer the driver has and
  * this file does not is the remains of an interrupted command (or made by another program).
  */
-import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { errorCode, InvalidOptionError, LayerUnknownError } from '@graphdriver/core';
+import { errorCode, InvalidOptionError, LayerUnknownError, writeFileAtomic } from '@graphdriver/core';
 import { StoreError } from './errors.js';
 import { acquireLock, type LockOptions } from './lock.js';
 
@@ -120,25 +119,10 @@ export class Store {
       images: Object.fromEntries(this.#images),
     };
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const tmp = `${this.file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
     try {
-      const fh = await open(tmp, 'wx', 0o600);
-      try {
-        await fh.writeFile(`${JSON.stringify(data, null, 1)}\n`);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, this.file);
+      await writeFileAtomic(this.file, `${JSON.stringify(data, null, 1)}\n`);
     } catch (err) {
-      await rm(tmp, { force: true });
       throw new StoreError(this.file, `cannot be written: ${(err as Error).message}`, { cause: err });
-    }
-    const dirFh = await open(this.dir, 'r');
-    try {
-      await dirFh.sync();
-    } finally {
-      await dirFh.close();
     }
   }
 

@@ -9,12 +9,10 @@
  * Every write is a temp file in the same directory (`.tmp*`, skipped when loading), fsync, rename,
  * and an fsync of the directory, so that a crash leaves either the old or the new file.
  */
-import { randomBytes } from 'node:crypto';
-import { constants as fsConstants } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { debuglog } from 'node:util';
-import { errorCode, OperationFailedError } from '@graphdriver/core';
+import { errorCode, OperationFailedError, writeFileAtomic } from '@graphdriver/core';
 import { DEVICE_SET_META_FILE, deviceKey, hashOfMetadataFile, TRANSACTION_META_FILE } from './naming.js';
 
 const debug = debuglog('graphdriver:devmapper');
@@ -75,29 +73,10 @@ export class MetadataStore {
 
   /** temp file + fsync + rename + directory fsync. */
   async writeAtomic(path: string, data: string): Promise<void> {
-    const tmp = join(this.dir, `.tmp${randomBytes(6).toString('hex')}`);
     try {
-      const fh = await open(tmp, 'wx', 0o600);
-      try {
-        await fh.writeFile(data);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, path);
+      await writeFileAtomic(path, data);
     } catch (err) {
-      await rm(tmp, { force: true }).catch(() => undefined);
       throw new OperationFailedError(`writing devmapper metadata ${path}`, undefined, err);
-    }
-    await this.syncDir();
-  }
-
-  private async syncDir(): Promise<void> {
-    const dh = await open(this.dir, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
-    try {
-      await dh.sync();
-    } finally {
-      await dh.close();
     }
   }
 

@@ -14,8 +14,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { errorCode, isValidLayerId, OperationFailedError } from '@graphdriver/core';
-import { writeFileAtomic } from './atomic-write.js';
+import { errorCode, isValidLayerId, OperationFailedError, writeFileAtomic } from '@graphdriver/core';
 import { isValidVolumeName } from './naming.js';
 
 export const STATE_FILE = 'layer0.json';

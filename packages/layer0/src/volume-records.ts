@@ -7,8 +7,7 @@
  */
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { errorCode, LayerUnknownError, OperationFailedError } from '@graphdriver/core';
-import { removeStaleTemporaries, writeFileAtomic } from './atomic-write.js';
+import { errorCode, LayerUnknownError, OperationFailedError, removeAtomicTemporaries, writeFileAtomic } from '@graphdriver/core';
 import { isValidVolumeName } from './naming.js';
 import type { VolumeQuery } from './volume.js';
 
@@ -66,7 +65,7 @@ export class VolumeRecords {
   /** Every record matching `query`, by name. */
   async list(query: VolumeQuery = {}): Promise<VolumeRecord[]> {
     const names = await readdir(this.dir);
-    await removeStaleTemporaries(this.dir, names);
+    await removeAtomicTemporaries(this.dir, names);
     const out: VolumeRecord[] = [];
     for (const file of names.sort()) {
       if (!file.endsWith(SUFFIX)) continue;

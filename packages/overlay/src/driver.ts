@@ -39,6 +39,7 @@ import {
   RefMounts,
   unmountRecursive,
   validateLayerId,
+  writeFileAtomic,
   type AdditionalImageStoresDriver,
   type ApplyDiffOpts,
   type Change,
@@ -61,7 +62,6 @@ import {
   type TemplateDriver,
 } from '@graphdriver/core';
 import { AT, MOUNT_ATTR, MOVE_MOUNT, mountSetattr, moveMount } from '@graphdriver/native';
-import { writeFileAtomic } from './atomic-write.js';
 import { applyLayerTar, LayerDiffs } from './diff.js';
 import { layerFileGetter } from './file-getter.js';
 import { chownByMaps } from './chown.js';
@@ -359,11 +359,11 @@ export class OverlayDriver
         await chown(diff, owner.uid, owner.gid);
         await chmod(diff, mode);
         linkName = generateLinkId();
-        await writeFileAtomic(join(staging, LINK_FILE), linkName, 0o644);
+        await writeFileAtomic(join(staging, LINK_FILE), linkName, { mode: 0o644, syncDirectory: false });
         if (parentLayer !== undefined) {
           await mkdir(join(staging, WORK), { mode: 0o700 });
           await chown(join(staging, WORK), rootPair.uid, rootPair.gid);
-          await writeFileAtomic(join(staging, LOWER_FILE), lowers.join(':'), 0o644);
+          await writeFileAtomic(join(staging, LOWER_FILE), lowers.join(':'), { mode: 0o644, syncDirectory: false });
         }
         try {
           await rename(staging, this.#layout.layerDir(id));
@@ -380,7 +380,7 @@ export class OverlayDriver
         // moby: the parent now has a child, so its mounts are read-only from here on
         if (parentLayer !== undefined && !parentLayer.readOnly) {
           const committed = join(parentLayer.dir, COMMITTED_FILE);
-          if (readOptional(committed) === undefined) await writeFileAtomic(committed, '', 0o600);
+          if (readOptional(committed) === undefined) await writeFileAtomic(committed, '', { mode: 0o600, syncDirectory: false });
           this.#shapes.delete(parentLayer.id);
         }
       } catch (err) {

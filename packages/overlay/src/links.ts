@@ -16,8 +16,7 @@ import { readdirSync, readlinkSync } from 'node:fs';
 import { mkdir, readdir, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { debuglog } from 'node:util';
-import { errorCode } from '@graphdriver/core';
-import { writeFileAtomic } from './atomic-write.js';
+import { errorCode, writeFileAtomic } from '@graphdriver/core';
 import { generateLinkId, isLinkName } from './link-id.js';
 import { DIFF, LINK_FILE, type Layout } from './layout.js';
 
@@ -90,7 +89,7 @@ export async function repairLinks(layout: Layout): Promise<LinkRepairReport> {
       linkOwner.set(name, id);
       report.restored.push(name);
     }
-    await writeFileAtomic(join(layer.dir, LINK_FILE), name, 0o644);
+    await writeFileAtomic(join(layer.dir, LINK_FILE), name, { mode: 0o644, syncDirectory: false });
     report.relinked.push(id);
   }
   if (report.restored.length + report.relinked.length + report.removed.length > 0) {

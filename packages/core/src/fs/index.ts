@@ -5,3 +5,4 @@ export * from './locks.js';
 export * from './dtype.js';
 export * from './refmounts.js';
 export * from './unmount.js';
+export * from './atomic-write.js';
