@@ -10,9 +10,8 @@ import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { debuglog } from 'node:util';
-import { mkfs, OperationFailedError, resizeFs, unmount } from '@graphdriver/core';
+import { mkfs, OperationFailedError, parseMountOptions, resizeFs, unmount } from '@graphdriver/core';
 import { MNT, mount, umount2 } from '@graphdriver/native';
-import { parseMountOptions } from './mount-options.js';
 import type { FsType } from './options.js';
 import { runTool } from './tools.js';
 
@@ -92,7 +91,7 @@ export async function mountLayer(m: LayerMountRequest): Promise<void> {
   if (m.mountLabel !== undefined && m.mountLabel !== '') lists.push(`context=${JSON.stringify(m.mountLabel)}`);
   lists.push(...(m.extra ?? []));
   if (m.readOnly === true) lists.push('ro');
-  const { flags, data } = parseMountOptions(lists);
+  const { flags, data } = parseMountOptions({ driver: 'devmapper' }, lists);
   await mount(m.device, m.target, m.fstype, flags, data.length === 0 ? null : data.join(','));
 }
 

@@ -17,8 +17,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync } from 'node:fs';
 import { AT, O, mount, openat2Sync } from '@graphdriver/native';
-import { MaxDepthError, OperationFailedError } from '@graphdriver/core';
-import { flagWords } from './mount-options.js';
+import { flagWords, MaxDepthError, OperationFailedError } from '@graphdriver/core';
 import { isPlainPath, type MountMethod, type OverlayMount } from './mount-request.js';
 
 /** The largest data mount(2) passes on whole: a page less its NUL. */

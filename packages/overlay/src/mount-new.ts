@@ -6,6 +6,7 @@
  * bytes: a longer path is handed over as `/proc/self/fd/N` of an O_PATH descriptor.
  */
 import { closeSync } from 'node:fs';
+import { mountAttrsOf } from '@graphdriver/core';
 import {
   AT,
   FSMOUNT,
@@ -19,7 +20,6 @@ import {
   moveMount,
   openat2Sync,
 } from '@graphdriver/native';
-import { mountAttrsOf } from './mount-options.js';
 import type { OverlayMount } from './mount-request.js';
 
 /** fsconfig copies at most 256 bytes including the NUL (strndup_user in fs/fsopen.c). */

@@ -1,108 +1,21 @@
 /**
- * Mount options as users write them (`overlay.mountopt=nodev,metacopy=on`, MountOpts.options) split
- * into what they are for the kernel, as moby's mount.ParseOptions splits them: mount(2) flags
- * (`nodev`, `ro`, `noatime`...) and filesystem data (`metacopy=on`, `volatile`...). The new mount
- * API needs the same split in a third shape: per-mount attributes for fsmount(), superblock flags
- * and key/value pairs for fsconfig(). The options that name the layers themselves are the
- * driver's, never the user's.
+ * overlay's reading of mount options: core's split into mount(2) flags and filesystem data, with
+ * the options that name the layers themselves (lowerdir, upperdir...) kept the driver's, never the
+ * user's, and `ro` read as "mount without the upper dir".
  */
-import { InvalidOptionError } from '@graphdriver/core';
-import { MOUNT_ATTR, MS } from '@graphdriver/native';
+import { parseMountOptions as parseWithRules, type ParsedMountOptions as CoreParsedMountOptions } from '@graphdriver/core';
+import { MS } from '@graphdriver/native';
 
-export interface ParsedMountOptions {
-  /** mount(2) flags (MS.*). */
-  flags: number;
-  /** Filesystem options, in order (`metacopy=on`, `volatile`). */
-  data: string[];
+export interface ParsedMountOptions extends CoreParsedMountOptions {
   /** `ro` was given: the layer is mounted without its upper dir. */
   readOnly: boolean;
 }
 
-/** Flag words: [set, clear] as mount(8) and moby's mount package read them. */
-const FLAG_WORDS: Readonly<Record<string, readonly [set: number, clear: number]>> = {
-  defaults: [0, 0],
-  ro: [MS.RDONLY, 0],
-  rw: [0, MS.RDONLY],
-  nosuid: [MS.NOSUID, 0],
-  suid: [0, MS.NOSUID],
-  nodev: [MS.NODEV, 0],
-  dev: [0, MS.NODEV],
-  noexec: [MS.NOEXEC, 0],
-  exec: [0, MS.NOEXEC],
-  sync: [MS.SYNCHRONOUS, 0],
-  async: [0, MS.SYNCHRONOUS],
-  dirsync: [MS.DIRSYNC, 0],
-  mand: [MS.MANDLOCK, 0],
-  nomand: [0, MS.MANDLOCK],
-  noatime: [MS.NOATIME, 0],
-  atime: [0, MS.NOATIME],
-  nodiratime: [MS.NODIRATIME, 0],
-  diratime: [0, MS.NODIRATIME],
-  relatime: [MS.RELATIME, 0],
-  norelatime: [0, MS.RELATIME],
-  strictatime: [MS.STRICTATIME, 0],
-  nostrictatime: [0, MS.STRICTATIME],
-  lazytime: [MS.LAZYTIME, 0],
-  nolazytime: [0, MS.LAZYTIME],
-};
-
 /** Options the driver sets itself from the layer's layout. */
 const DRIVER_KEYS = new Set(['lowerdir', 'lowerdir+', 'upperdir', 'workdir', 'datadir+']);
-/** Flags that would turn an overlay mount into something else. */
-const REFUSED_WORDS = new Set(['bind', 'rbind', 'remount', 'move', 'private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave', 'unbindable', 'runbindable']);
 
 /** Splits comma-separated option lists (several sources, in order; later words win) into flags and data. */
 export function parseMountOptions(...lists: ReadonlyArray<string | readonly string[] | undefined>): ParsedMountOptions {
-  if (lists.every((l) => l === undefined || l.length === 0)) return { flags: 0, data: [], readOnly: false };
-  let flags = 0;
-  const data: string[] = [];
-  for (const list of lists) {
-    if (list === undefined) continue;
-    const words = typeof list === 'string' ? list.split(',') : list.flatMap((o) => o.split(','));
-    for (const raw of words) {
-      const word = raw.trim();
-      if (word === '') continue;
-      const flag = FLAG_WORDS[word];
-      if (flag !== undefined) {
-        flags = (flags | flag[0]) & ~flag[1];
-        continue;
-      }
-      const key = word.split('=', 1)[0]!;
-      if (DRIVER_KEYS.has(key)) throw new InvalidOptionError('mountopt', `overlay: the mount option ${JSON.stringify(word)} is set by the driver from the layer's lowers`);
-      if (REFUSED_WORDS.has(key)) throw new InvalidOptionError('mountopt', `overlay: the mount option ${JSON.stringify(word)} cannot be used for a layer mount`);
-      // metacopy=on and friends: the last one given wins, as the kernel would read them
-      const i = data.findIndex((d) => d.split('=', 1)[0] === key);
-      if (i >= 0) data.splice(i, 1);
-      data.push(word);
-    }
-  }
+  const { flags, data } = parseWithRules({ driver: 'overlay', driverKeys: DRIVER_KEYS, driverKeysReason: "is set by the driver from the layer's lowers" }, ...lists);
   return { flags, data, readOnly: (flags & MS.RDONLY) !== 0 };
-}
-
-/** The flag words of `flags` again, for mount programs and mount(8), which take one `-o` string. */
-export function flagWords(flags: number): string[] {
-  const out: string[] = [];
-  for (const [word, [set]] of Object.entries(FLAG_WORDS)) {
-    if (set !== 0 && (flags & set) === set) out.push(word);
-  }
-  return out;
-}
-
-/** What the new mount API needs: per-mount attributes for fsmount and superblock flags for fsconfig. */
-export function mountAttrsOf(flags: number): { attrs: number; sbFlags: string[] } {
-  let attrs = 0;
-  const sbFlags: string[] = [];
-  if (flags & MS.RDONLY) attrs |= MOUNT_ATTR.RDONLY;
-  if (flags & MS.NOSUID) attrs |= MOUNT_ATTR.NOSUID;
-  if (flags & MS.NODEV) attrs |= MOUNT_ATTR.NODEV;
-  if (flags & MS.NOEXEC) attrs |= MOUNT_ATTR.NOEXEC;
-  if (flags & MS.NODIRATIME) attrs |= MOUNT_ATTR.NODIRATIME;
-  // the atime modes are one field: noatime beats strictatime beats relatime (the default)
-  if (flags & MS.NOATIME) attrs |= MOUNT_ATTR.NOATIME;
-  else if (flags & MS.STRICTATIME) attrs |= MOUNT_ATTR.STRICTATIME;
-  if (flags & MS.SYNCHRONOUS) sbFlags.push('sync');
-  if (flags & MS.DIRSYNC) sbFlags.push('dirsync');
-  if (flags & MS.MANDLOCK) sbFlags.push('mand');
-  if (flags & MS.LAZYTIME) sbFlags.push('lazytime');
-  return { attrs, sbFlags };
 }

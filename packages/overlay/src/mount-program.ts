@@ -9,8 +9,7 @@
  * fusermount, then umount2), as containers/storage does.
  */
 import { execFile, spawn } from 'node:child_process';
-import { OperationFailedError } from '@graphdriver/core';
-import { flagWords } from './mount-options.js';
+import { flagWords, OperationFailedError } from '@graphdriver/core';
 import type { OverlayMount } from './mount-request.js';
 
 export function programOptions(m: OverlayMount): string {

@@ -6,3 +6,4 @@ export * from './dtype.js';
 export * from './refmounts.js';
 export * from './unmount.js';
 export * from './atomic-write.js';
+export * from './mount-options.js';
