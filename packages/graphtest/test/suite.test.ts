@@ -19,7 +19,7 @@ import {
   NotSupportedError,
   normalizeParent,
   validateLayerId,
-  type AttachedLoop,
+  type LoopDevice,
   type Driver,
   type ProtoDriver,
 } from '@graphdriver/core';
@@ -121,7 +121,7 @@ test('a lossy copy fails the cases that look at what it loses', async () => {
 });
 
 test('a driver whose cleanup leaves a loop device attached to a file under the root fails CleanupLeavesNoMount', async () => {
-  const leaked: AttachedLoop[] = [];
+  const leaked: LoopDevice[] = [];
   try {
     const report = await conformance(
       async (root) => {
