@@ -45,6 +45,7 @@ import {
   OperationFailedError,
   pack,
   parseStorageOpt,
+  pathFileGetter,
   RefMounts,
   sortChanges,
   unmount,
@@ -71,7 +72,6 @@ import {
 import { MNT, MS, mount, umount2 } from '@graphdriver/native';
 import { chooseBackend, type MountBackend } from './backend.js';
 import { hasFuseWorkdir, normalizeBranch, type NormalizeReport } from './branch.js';
-import { branchFileGetter } from './file-getter.js';
 import { changesMerged, packMerged, sizeMerged } from './merged.js';
 import { KernelAufsBackend } from './kernel-aufs.js';
 import { assertNotReserved, DRIVER_NAME, hostRoot, Layout, REMOVING_SUFFIX, ROOT_MODE } from './layout.js';
@@ -678,7 +678,7 @@ export class AufsDriver implements Driver, TemplateDriver, ListLayersDriver, Dif
     validateLayerId(id);
     this.#parentsOf(id);
     await this.#locks.withLock(id, () => this.#settle(id));
-    return branchFileGetter(this.#layout.diffPath(id));
+    return pathFileGetter(this.#layout.diffPath(id));
   }
 
   /** Bytes and inodes of the layer's own branch (containers/storage's directory.Usage). */

@@ -30,6 +30,7 @@ import {
   normalizeParent,
   OperationFailedError,
   parseStorageOpt,
+  pathFileGetter,
   unmountRecursive,
   validateLayerId,
   type AdditionalImageStoresDriver,
@@ -51,7 +52,6 @@ import {
   type TemplateDriver,
 } from '@graphdriver/core';
 import { copyTree } from './copy.js';
-import { layerFileGetter } from './file-getter.js';
 import { DRIVER_NAME, hostRoot, isLayerName, Layout } from './layout.js';
 import { vfsOptions, type VfsOptions } from './options.js';
 import { LayerQuotas } from './quota.js';
@@ -245,7 +245,7 @@ export class VfsDriver
   }
 
   async diffGetter(id: string): Promise<FileGetter> {
-    return layerFileGetter(await this.get(id));
+    return pathFileGetter(await this.get(id));
   }
 
   async readWriteDiskUsage(id: string): Promise<DiskUsage> {

@@ -7,3 +7,4 @@ export * from './refmounts.js';
 export * from './unmount.js';
 export * from './atomic-write.js';
 export * from './mount-options.js';
+export * from './path-file-getter.js';

@@ -1,16 +1,16 @@
 /**
- * diffGetter for aufs: single files of a layer's diff read by their path in its tar (what tar-split
- * needs to rebuild the layer tar) - moby's storage.NewPathFileGetter on `diff/<id>`, which is exactly
- * the tree the layer's tar was made from. Paths are resolved inside the branch with openat2
- * RESOLVE_IN_ROOT, so a symlink in the layer cannot lead a read outside it.
+ * A FileGetter over one directory (moby's storage.NewPathFileGetter): single files of a layer read
+ * by their path in its tar - what tar-split needs to rebuild a layer tar - for drivers whose layer
+ * diff is a plain directory (vfs's layer, aufs's branch). Paths are resolved inside the directory
+ * with openat2 RESOLVE_IN_ROOT, so a symlink in the layer cannot lead a read outside it.
  */
 import { closeSync, createReadStream, openSync, constants as fsConstants } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { O, RESOLVE, openat2Sync } from '@graphdriver/native';
-import type { FileGetter } from '@graphdriver/core';
+import type { FileGetter } from '../driver.js';
 
-export function branchFileGetter(branch: string): FileGetter {
-  let dirFd: number | undefined = openSync(branch, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
+export function pathFileGetter(dir: string): FileGetter {
+  let dirFd: number | undefined = openSync(dir, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
   return {
     async get(path: string): Promise<Readable> {
       if (dirFd === undefined) throw new Error('the file getter is closed');
