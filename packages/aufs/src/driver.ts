@@ -44,10 +44,13 @@ import {
   normalizeParent,
   OperationFailedError,
   pack,
+  packUnion,
   parseStorageOpt,
   pathFileGetter,
   RefMounts,
   sortChanges,
+  unionChanges,
+  unionFileBytes,
   unmount,
   unmountRecursive,
   unpack,
@@ -72,7 +75,7 @@ import {
 import { MNT, MS, mount, umount2 } from '@graphdriver/native';
 import { chooseBackend, type MountBackend } from './backend.js';
 import { hasFuseWorkdir, normalizeBranch, type NormalizeReport } from './branch.js';
-import { changesMerged, packMerged, sizeMerged } from './merged.js';
+import { walkMerged } from './merged.js';
 import { KernelAufsBackend } from './kernel-aufs.js';
 import { assertNotReserved, DRIVER_NAME, hostRoot, Layout, REMOVING_SUFFIX, ROOT_MODE } from './layout.js';
 import { LayerLimits, type BranchRoot } from './limits.js';
@@ -567,7 +570,7 @@ export class AufsDriver implements Driver, TemplateDriver, ListLayersDriver, Dif
     const branches = await this.#settleStack(id, true).catch((err: unknown) => {
       throw wrap('diff', id, err);
     });
-    return packMerged(branches, packOpts);
+    return packUnion((visit) => walkMerged(branches, visit, opts.signal), packOpts);
   }
 
   async changes(id: string, parent?: string, opts: DiffOpts = {}): Promise<Change[]> {
@@ -578,7 +581,7 @@ export class AufsDriver implements Driver, TemplateDriver, ListLayersDriver, Dif
     try {
       const [branch, ...lowers] = await this.#settleStack(id, true);
       // the whole layer: every entry of its union is an add
-      if (!direct) return sortChanges(await changesMerged([branch!, ...lowers], opts.signal));
+      if (!direct) return sortChanges(await unionChanges((visit) => walkMerged([branch!, ...lowers], visit, opts.signal)));
       // AUFS has no snapshots: the branch's whiteouts are read against every ancestor (moby)
       return await changesFromLayerDir(branch!, {
         whiteouts: 'aufs',
@@ -600,7 +603,8 @@ export class AufsDriver implements Driver, TemplateDriver, ListLayersDriver, Dif
         await this.#settleStack(id, false);
         return await branchDiffSize(this.#layout.diffPath(id), opts.signal);
       }
-      return await sizeMerged(await this.#settleStack(id, true), opts.signal);
+      const branches = await this.#settleStack(id, true);
+      return await unionFileBytes((visit) => walkMerged(branches, visit, opts.signal));
     } catch (err) {
       throw wrap('diffSize', id, err);
     }

@@ -14,21 +14,13 @@
  *    trips.
  *
  * Entries come in the order pack() writes them: each directory's names in byte order, a directory
- * before its contents.
+ * before its contents; core's packUnion, unionChanges and unionFileBytes make the tar, changes and
+ * size of what the walk sees.
  */
 import { readdirSync, type Dirent } from 'node:fs';
-import type { Readable } from 'node:stream';
 import { AT, S, fstatatSync } from '@graphdriver/native';
-import { errorCode, LayerTarWriter, type Change, type IdMappings } from '@graphdriver/core';
+import { errorCode, sortedNames, type UnionEntry } from '@graphdriver/core';
 import { META_PREFIX, OPAQUE_MARKER, WHITEOUT_PREFIX } from './branch.js';
-
-export interface MergedEntry {
-  /** Path relative to the root, `a/b`. */
-  rel: string;
-  /** The branch the entry is seen in. */
-  branch: string;
-  isDir: boolean;
-}
 
 /** One branch's listing of one directory. */
 interface Listing {
@@ -58,15 +50,6 @@ function isDirEntry(d: Dirent, path: string): boolean {
   return (fstatatSync(AT.FDCWD, path, AT.SYMLINK_NOFOLLOW).mode & S.IFMT) === S.IFDIR;
 }
 
-/** Byte order of UTF-8 names (Go's, and pack()'s), not JavaScript's UTF-16 order. */
-function byteOrder(names: string[]): string[] {
-  if (names.every((n) => /^[\x00-\x7f]*$/.test(n))) return names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  return names
-    .map((n) => [n, Buffer.from(n)] as const)
-    .sort((a, b) => Buffer.compare(a[1], b[1]))
-    .map(([n]) => n);
-}
-
 function readListing(branches: readonly string[], layer: number, rel: string): Listing | undefined {
   const dir = rel === '' ? branches[layer]! : `${branches[layer]!}/${rel}`;
   const ents = listDir(dir);
@@ -89,7 +72,7 @@ function readListing(branches: readonly string[], layer: number, rel: string): L
  * in pack() order and may return a Promise (a writer that has to wait). Yields to the event loop
  * every few thousand entries.
  */
-export async function walkMerged(branches: readonly string[], visit: (e: MergedEntry) => void | Promise<void>, signal?: AbortSignal): Promise<void> {
+export async function walkMerged(branches: readonly string[], visit: (e: UnionEntry) => void | Promise<void>, signal?: AbortSignal): Promise<void> {
   let sinceYield = 0;
   const walkDir = async (rel: string, layers: readonly number[]): Promise<void> => {
     signal?.throwIfAborted();
@@ -109,10 +92,10 @@ export async function walkMerged(branches: readonly string[], visit: (e: MergedE
       for (const name of l.whiteouts) if (!seen.has(name)) hidden.add(name);
       for (const [name, isDir] of l.entries) if (!seen.has(name) && !hidden.has(name)) seen.set(name, { at: i, isDir });
     }
-    for (const name of byteOrder([...seen.keys()])) {
+    for (const name of sortedNames([...seen.keys()])) {
       const { at, isDir } = seen.get(name)!;
       const childRel = rel === '' ? name : `${rel}/${name}`;
-      const r = visit({ rel: childRel, branch: branches[listings[at]!.layer]!, isDir });
+      const r = visit({ rel: childRel, root: branches[listings[at]!.layer]!, isDir });
       if (r !== undefined) await r;
       if (++sinceYield >= 2048) {
         sinceYield = 0;
@@ -134,58 +117,4 @@ export async function walkMerged(branches: readonly string[], visit: (e: MergedE
     }
   };
   await walkDir('', branches.map((_, i) => i));
-}
-
-export interface MergedPackOptions {
-  idMappings?: IdMappings;
-  signal?: AbortSignal;
-}
-
-/** The union of `branches` as a layer tar: what packing its mount would give. */
-export function packMerged(branches: readonly string[], opts: MergedPackOptions = {}): Readable {
-  const writer = new LayerTarWriter({
-    ...(opts.idMappings === undefined ? {} : { idMappings: opts.idMappings }),
-    ...(opts.signal === undefined ? {} : { signal: opts.signal }),
-  });
-  walkMerged(
-    branches,
-    (e) => {
-      const added = writer.addTreeEntryNow(e.branch, e.rel);
-      if (added instanceof Promise) return added.then(() => undefined);
-      return undefined;
-    },
-    opts.signal,
-  )
-    .then(() => writer.finalize())
-    .catch((err: unknown) => writer.destroy(err instanceof Error ? err : new Error(String(err))));
-  return writer.stream;
-}
-
-/** Every entry of the union as an add (the changes of a layer against no parent), sorted as pack() walks. */
-export async function changesMerged(branches: readonly string[], signal?: AbortSignal): Promise<Change[]> {
-  const out: Change[] = [];
-  await walkMerged(branches, (e) => void out.push({ path: `/${e.rel}`, kind: 'add' }), signal);
-  return out;
-}
-
-/** The bytes the union's tar carries: its regular files, each inode once. */
-export async function sizeMerged(branches: readonly string[], signal?: AbortSignal): Promise<number> {
-  const seen = new Set<string>();
-  let size = 0;
-  await walkMerged(
-    branches,
-    (e) => {
-      if (e.isDir) return;
-      const st = fstatatSync(AT.FDCWD, `${e.branch}/${e.rel}`, AT.SYMLINK_NOFOLLOW);
-      if ((st.mode & S.IFMT) !== S.IFREG) return;
-      if (st.nlink > 1) {
-        const key = `${st.dev}:${st.ino}`;
-        if (seen.has(key)) return;
-        seen.add(key);
-      }
-      size += st.size;
-    },
-    signal,
-  );
-  return size;
 }

@@ -26,6 +26,9 @@ import {
   GraphDriverError,
   OperationFailedError,
   pack,
+  packUnion,
+  unionChanges,
+  unionFileBytes,
   unpack,
   type ApplyDiffOpts,
   type Change,
@@ -36,7 +39,7 @@ import {
 } from '@graphdriver/core';
 import { DIFF, type LayerLocation, type Layout } from './layout.js';
 import { linkTargetLayer } from './links.js';
-import { mergedViewChanges, mergedViewFileBytes, packMergedView } from './merged-view.js';
+import { walkMergedView } from './merged-view.js';
 import { regularFileBytes } from './usage.js';
 
 export interface LayerDiffsInit {
@@ -117,7 +120,7 @@ export class LayerDiffs {
     const view = await this.#wholeView(layer, parent);
     if (view !== undefined) {
       opts.signal?.throwIfAborted();
-      return packMergedView(view, { ...(idMappings === undefined ? {} : { idMappings }), ...(opts.signal === undefined ? {} : { signal: opts.signal }) });
+      return packUnion((visit) => walkMergedView(view, visit, opts.signal), { ...(idMappings === undefined ? {} : { idMappings }), ...(opts.signal === undefined ? {} : { signal: opts.signal }) });
     }
     if (!this.#native(layer, parent)) return this.init.naive.diff(layer.id, parent, opts);
     opts.signal?.throwIfAborted();
@@ -130,7 +133,7 @@ export class LayerDiffs {
 
   async changes(layer: LayerLocation, parent: string | undefined, opts: DiffOpts): Promise<Change[]> {
     const view = await this.#wholeView(layer, parent);
-    if (view !== undefined) return mergedViewChanges(view, opts.signal).catch((err: unknown) => Promise.reject(wrap('changes', layer.id, err)));
+    if (view !== undefined) return unionChanges((visit) => walkMergedView(view, visit, opts.signal)).catch((err: unknown) => Promise.reject(wrap('changes', layer.id, err)));
     if (!this.#native(layer, parent)) return this.init.naive.changes(layer.id, parent, opts);
     try {
       return await changesFromLayerDir(join(layer.dir, DIFF), {
@@ -145,7 +148,7 @@ export class LayerDiffs {
 
   async diffSize(layer: LayerLocation, parent: string | undefined, opts: DiffOpts): Promise<number> {
     const view = await this.#wholeView(layer, parent);
-    if (view !== undefined) return mergedViewFileBytes(view, opts.signal).catch((err: unknown) => Promise.reject(wrap('diffSize', layer.id, err)));
+    if (view !== undefined) return unionFileBytes((visit) => walkMergedView(view, visit, opts.signal)).catch((err: unknown) => Promise.reject(wrap('diffSize', layer.id, err)));
     if (!this.#native(layer, parent)) return this.init.naive.diffSize(layer.id, parent, opts);
     try {
       return await regularFileBytes(join(layer.dir, DIFF), opts.signal);

@@ -13,12 +13,12 @@
  *    overlay's lookups.
  *
  * Entries are visited in the order pack() writes them (each directory's names in byte order, a
- * directory before its contents).
+ * directory before its contents); core's packUnion, unionChanges and unionFileBytes make the tar,
+ * changes and size of what the walk sees.
  */
 import { lstatSync, readdirSync, type Dirent } from 'node:fs';
-import type { Readable } from 'node:stream';
 import { lgetxattrSync, llistxattrSync } from '@graphdriver/native';
-import { errorCode, LayerTarWriter, type Change, type IdMappings } from '@graphdriver/core';
+import { errorCode, sortedNames, type UnionEntry } from '@graphdriver/core';
 
 const OPAQUE = 'trusted.overlay.opaque';
 
@@ -43,30 +43,13 @@ function isOpaque(dir: string): boolean {
   return lgetxattrSync(dir, OPAQUE).toString() === 'y';
 }
 
-/** Byte order of UTF-8 names (Go's, and pack()'s), not JavaScript's UTF-16 order. */
-function byteOrder(names: string[]): string[] {
-  if (names.every((n) => /^[\x00-\x7f]*$/.test(n))) return names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  return names
-    .map((n) => [n, Buffer.from(n)] as const)
-    .sort((a, b) => Buffer.compare(a[1], b[1]))
-    .map(([n]) => n);
-}
-
-export interface ViewEntry {
-  /** Path relative to the root, `a/b`. */
-  rel: string;
-  /** The layer directory the entry is seen in. */
-  root: string;
-  isDir: boolean;
-}
-
 /**
  * Visits every entry of the merged view of `layers` (diff directories, topmost first). `visit`
  * may return a Promise (the tar writer's backpressure); `signal` stops the walk.
  */
 export async function walkMergedView(
   layers: readonly string[],
-  visit: (e: ViewEntry) => void | Promise<void>,
+  visit: (e: UnionEntry) => void | Promise<void>,
   signal?: AbortSignal,
 ): Promise<void> {
   let sinceYield = 0;
@@ -89,10 +72,11 @@ export async function walkMergedView(
       // opaque only matters when layers below would merge in; the root is never opaque
       if (rel !== '' && k < dirLayers.length - 1 && isOpaque(dir)) break;
     }
-    for (const name of byteOrder([...seen.keys()])) {
+    for (const name of sortedNames([...seen.keys()])) {
       const { layer, isDir } = seen.get(name)!;
       const childRel = rel === '' ? name : `${rel}/${name}`;
-      await visit({ rel: childRel, root: layers[layer]!, isDir });
+      const r = visit({ rel: childRel, root: layers[layer]!, isDir });
+      if (r !== undefined) await r;
       if (++sinceYield >= 2048) {
         sinceYield = 0;
         await new Promise<void>((resolve) => setImmediate(resolve));
@@ -110,51 +94,4 @@ export async function walkMergedView(
     }
   };
   await walk('', layers.map((_, i) => i));
-}
-
-/** The layer tar of the merged view of `layers` (topmost first), as pack() of its mount writes it. */
-export function packMergedView(layers: readonly string[], opts: { idMappings?: IdMappings; signal?: AbortSignal } = {}): Readable {
-  const writer = new LayerTarWriter({
-    ...(opts.idMappings === undefined ? {} : { idMappings: opts.idMappings }),
-    ...(opts.signal === undefined ? {} : { signal: opts.signal }),
-  });
-  walkMergedView(
-    layers,
-    async (e) => {
-      await writer.addTreeEntry(e.root, e.rel);
-    },
-    opts.signal,
-  )
-    .then(() => writer.finalize())
-    .catch((err: unknown) => writer.destroy(err instanceof Error ? err : new Error(String(err))));
-  return writer.stream;
-}
-
-/** Every entry of the merged view as an add (what changes() against no parent lists). */
-export async function mergedViewChanges(layers: readonly string[], signal?: AbortSignal): Promise<Change[]> {
-  const out: Change[] = [];
-  await walkMergedView(layers, (e) => void out.push({ path: `/${e.rel}`, kind: 'add' }), signal);
-  return out;
-}
-
-/** The bytes of the merged view's regular files, each inode once (diffSize against no parent). */
-export async function mergedViewFileBytes(layers: readonly string[], signal?: AbortSignal): Promise<number> {
-  const seen = new Set<string>();
-  let size = 0;
-  await walkMergedView(
-    layers,
-    (e) => {
-      if (e.isDir) return;
-      const st = lstatSync(`${e.root}/${e.rel}`);
-      if (!st.isFile()) return;
-      if (st.nlink > 1) {
-        const key = `${st.dev}:${st.ino}`;
-        if (seen.has(key)) return;
-        seen.add(key);
-      }
-      size += st.size;
-    },
-    signal,
-  );
-  return size;
 }

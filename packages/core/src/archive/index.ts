@@ -1,5 +1,6 @@
 /** Public surface of archive/: layer tars (pack, unpack, the entry writer) and whiteout names. */
-export { pack } from './pack.js';
+export { pack, sortedNames } from './pack.js';
+export { packUnion, unionChanges, unionFileBytes, type UnionEntry, type UnionWalk } from './pack-union.js';
 export { unpack, type UnpackOptions } from './unpack.js';
 export { LayerTarWriter, type PackOptions } from './writer.js';
 export { AbortError } from './abort.js';
