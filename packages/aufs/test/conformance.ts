@@ -11,6 +11,7 @@
  */
 import { join } from 'node:path';
 import { conformance } from '@graphdriver/graphtest';
+import { printUvuTotals } from '@graphdriver/testkit';
 import { init } from '../src/index.js';
 
 const only = process.env.GRAPHTEST_ONLY?.split(',').filter((s) => s !== '');
@@ -23,6 +24,5 @@ const report = await conformance((root) => init({ home: join(root, 'aufs'), root
 // A skip is a failure here: the host has everything every case needs.
 for (const c of report.cases) if (c.status === 'skip') console.log(`  fail  ${c.name} was skipped: ${c.reason ?? ''}`);
 const failed = report.failed + report.skipped;
-// uvu-shaped totals too, so that the workspace's test runner counts these cases with the rest.
-console.log(`\n  Total:     ${report.cases.length}\n  Passed:    ${report.passed}\n  Skipped:   ${report.skipped}\n`);
+printUvuTotals(report);
 process.exitCode = failed > 0 ? 1 : 0;

@@ -8,6 +8,7 @@
  */
 import { join } from 'node:path';
 import { conformance } from '@graphdriver/graphtest';
+import { printUvuTotals } from '@graphdriver/testkit';
 import { init, ROOTFS_MODE } from '../src/index.js';
 
 export const CONFORMANCE_OPTIONS = ['dm.fs=ext4', 'dm.basesize=40M', 'dm.loopdatasize=8G', 'dm.loopmetadatasize=64M'];
@@ -19,6 +20,5 @@ const report = await conformance((root) => init({ home: join(root, 'devmapper'),
   capabilities: { rootMode: ROOTFS_MODE },
   ...(only === undefined ? {} : { only }),
 });
-// uvu-shaped totals too, so that the workspace's test runner counts these cases with the rest.
-console.log(`\n  Total:     ${report.cases.length}\n  Passed:    ${report.passed}\n  Skipped:   ${report.skipped}\n`);
+printUvuTotals(report);
 process.exitCode = report.failed > 0 ? 1 : 0;

@@ -16,6 +16,7 @@
  */
 import { join } from 'node:path';
 import { conformance, type Report } from '@graphdriver/graphtest';
+import { printUvuTotals, totalsOf } from '@graphdriver/testkit';
 import { init, type Layer0Driver } from '../src/index.js';
 import { onVolumes } from './on-volumes.js';
 
@@ -47,9 +48,6 @@ if (modes.includes('volumes')) {
   }
 }
 
-const passed = reports.reduce((n, r) => n + r.passed, 0);
-const failed = reports.reduce((n, r) => n + r.failed, 0) + extraFailures;
-const skipped = reports.reduce((n, r) => n + r.skipped, 0);
-// uvu-shaped totals too, so that the workspace's test runner counts these cases with the rest.
-console.log(`\n  Total:     ${passed + failed + skipped}\n  Passed:    ${passed}\n  Skipped:   ${skipped}\n`);
-process.exitCode = failed > 0 ? 1 : 0;
+const totals = totalsOf(reports, extraFailures);
+printUvuTotals(totals);
+process.exitCode = totals.failed > 0 ? 1 : 0;

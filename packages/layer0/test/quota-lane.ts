@@ -17,7 +17,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { conformance, runCases, type Report } from '@graphdriver/graphtest';
-import { inVmLane, printReportLines, runReportInVmLane, withScratchFs } from '@graphdriver/testkit';
+import { inVmLane, printCaseLines, printReportLines, runReportInVmLane, totalsOf, withScratchFs } from '@graphdriver/testkit';
 import { init, type Layer0Driver } from '../src/index.js';
 import { loopsUnder, mountsUnderRoot, withRoot } from './helpers.js';
 import { onVolumes } from './on-volumes.js';
@@ -75,14 +75,8 @@ async function inGuest(): Promise<number> {
       output: null,
     }),
   );
-  for (const r of reports) {
-    for (const c of r.cases) console.log(`  ${c.status}  ${r.driver}: ${c.name} (${Math.round(c.ms)} ms)${c.reason ? `: ${c.reason}` : ''}${c.error ? `: ${c.error.split('\n')[0]}` : ''}`);
-  }
-  const total = {
-    passed: reports.reduce((n, r) => n + r.passed, 0),
-    failed: reports.reduce((n, r) => n + r.failed, 0),
-    skipped: reports.reduce((n, r) => n + r.skipped, 0),
-  };
+  printCaseLines(reports);
+  const total = totalsOf(reports);
   printReportLines(LABEL, total);
   // nothing may skip here: this is where the host's skips run for real
   return total.failed === 0 && total.skipped === 0 ? 0 : 1;

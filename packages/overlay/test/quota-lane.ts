@@ -19,7 +19,17 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { conformance, runCases, type Case, type Report } from '@graphdriver/graphtest';
-import { inVmLane, printReportLines, runReportInVmLane, withScratchFs, writeZerosWithoutSysResource, type ScratchFsOptions, type ScratchFsType } from '@graphdriver/testkit';
+import {
+  inVmLane,
+  printCaseLines,
+  printReportLines,
+  runReportInVmLane,
+  totalsOf,
+  withScratchFs,
+  writeZerosWithoutSysResource,
+  type ScratchFsOptions,
+  type ScratchFsType,
+} from '@graphdriver/testkit';
 import { init, type OverlayDriver } from '../src/index.js';
 
 const pkgDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -100,15 +110,8 @@ async function inGuest(): Promise<number> {
       output: null,
     }),
   );
-  for (const r of reports) {
-    for (const c of r.cases) console.log(`  ${c.status}  ${r.driver}: ${c.name} (${Math.round(c.ms)} ms)${c.reason ? `: ${c.reason}` : ''}${c.error ? `: ${c.error.split('\n')[0]}` : ''}`);
-  }
-  const total = {
-    driver: LABEL,
-    passed: reports.reduce((n, r) => n + r.passed, 0),
-    failed: reports.reduce((n, r) => n + r.failed, 0),
-    skipped: reports.reduce((n, r) => n + r.skipped, 0),
-  };
+  printCaseLines(reports);
+  const total = totalsOf(reports);
   printReportLines(LABEL, total);
   return total.failed === 0 && total.skipped === 0 ? 0 : 1;
 }

@@ -2,3 +2,4 @@
 export * from './scratch-fs.js';
 export * from './vm-lane.js';
 export * from './limited.js';
+export * from './reports.js';

@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createScratchFs } from './scratch-fs.js';
+import { printReportLines } from './reports.js';
 
 /** The workspace root (this file is packages/testkit/src/vm-lane.ts). */
 export const WORKSPACE_ROOT = fileURLToPath(new URL('../../..', import.meta.url)).replace(/\/$/, '');
@@ -87,12 +88,6 @@ export async function kernelHasProjectQuota(): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-/** The closing line graphtest prints for a run (`vfs: N passed, N failed, N skipped`) and uvu-shaped totals after it. */
-export function printReportLines(label: string, r: { passed: number; failed: number; skipped: number }): void {
-  console.log(`${label}: ${r.passed} passed, ${r.failed} failed, ${r.skipped} skipped`);
-  console.log(`\n  Total:     ${r.passed + r.failed + r.skipped}\n  Passed:    ${r.passed}\n  Skipped:   ${r.skipped}\n`);
 }
 
 /**

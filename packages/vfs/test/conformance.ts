@@ -6,6 +6,7 @@
  */
 import { join } from 'node:path';
 import { conformance } from '@graphdriver/graphtest';
+import { printUvuTotals } from '@graphdriver/testkit';
 import { init } from '../src/index.js';
 
 const quotaRoot = process.env.GRAPHTEST_QUOTA_ROOT;
@@ -16,6 +17,5 @@ const report = await conformance((root) => init({ home: join(root, 'vfs'), root,
   ...(quotaRoot === undefined ? {} : { quotaRoot }),
   ...(only === undefined ? {} : { only }),
 });
-// uvu-shaped totals too, so that the workspace's test runner counts these cases with the rest.
-console.log(`\n  Total:     ${report.cases.length}\n  Passed:    ${report.passed}\n  Skipped:   ${report.skipped}\n`);
+printUvuTotals(report);
 process.exitCode = report.failed > 0 ? 1 : 0;
