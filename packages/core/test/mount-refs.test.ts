@@ -4,7 +4,7 @@
  * an unmount behind its back, and failures of the mount and unmount functions.
  */
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
@@ -14,19 +14,11 @@ import * as assert from 'uvu/assert';
 import { isMountPoint, mountsUnder } from '../src/fs/mountinfo.js';
 import { RefMounts } from '../src/fs/refmounts.js';
 import { unmount } from '../src/fs/unmount.js';
+import { withMountTmp } from './helpers/mount-tmp.js';
 
 const run = promisify(execFile);
 
-async function withTmp(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp('/tmp/fs-refmounts-');
-  try {
-    await fn(dir);
-  } finally {
-    const left = (await mountsUnder(dir)).map((m) => m.mountPoint).sort((a, b) => b.length - a.length);
-    for (const p of left) await run('umount', ['-l', p]).catch(() => undefined);
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const withTmp = (fn: (dir: string) => Promise<void>): Promise<void> => withMountTmp('fs-refmounts', fn);
 
 /** Mount and unmount functions for tmpfs at a path, counting their calls; the mount takes a few ms so that races have room. */
 function tmpfsAt(path: string, calls: { mounts: number; unmounts: number }) {

@@ -4,7 +4,7 @@
  * recursive unmount of nested, stacked, hidden and bind mounts.
  */
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, open, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { mount } from '@graphdriver/native';
@@ -12,6 +12,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { isMountPoint, mountAt, mountsUnder } from '../src/fs/mountinfo.js';
 import { unmount, unmountRecursive } from '../src/fs/unmount.js';
+import { withMountTmp } from './helpers/mount-tmp.js';
 
 const run = promisify(execFile);
 
@@ -20,17 +21,7 @@ async function tmpfs(target: string, name = 'gd-test'): Promise<void> {
   await mount(name, target, 'tmpfs', 0, 'size=4m');
 }
 
-/** A temp dir for one test; whatever the test left mounted under it is lazily unmounted (util-linux) and the dir removed. */
-async function withTmp(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp('/tmp/fs-unmount-');
-  try {
-    await fn(dir);
-  } finally {
-    const left = (await mountsUnder(dir)).map((m) => m.mountPoint).sort((a, b) => b.length - a.length);
-    for (const p of left) await run('umount', ['-l', p]).catch(() => undefined);
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const withTmp = (fn: (dir: string) => Promise<void>): Promise<void> => withMountTmp('fs-unmount', fn);
 
 async function rejection(p: Promise<unknown>): Promise<NodeJS.ErrnoException> {
   try {

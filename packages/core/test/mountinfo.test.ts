@@ -3,7 +3,7 @@
  * paths hold spaces, tabs, newlines and backslashes (made with util-linux mount(8) as fixtures).
  */
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
+import { mkdir, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { test } from 'uvu';
@@ -19,6 +19,7 @@ import {
   parseMountinfoLine,
   unescapeMountinfo,
 } from '../src/fs/index.js';
+import { withMountTmp } from './helpers/mount-tmp.js';
 
 const run = promisify(execFile);
 
@@ -75,17 +76,7 @@ test('the real table parses and has the root mount', async () => {
   assert.is(depths.size, all.length);
 });
 
-async function withTmp(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp('/tmp/fs-mountinfo-');
-  try {
-    await fn(dir);
-  } finally {
-    // Fixture cleanup with util-linux: unmount everything under dir, deepest first, then remove it.
-    const left = (await mountsUnder(dir)).map((m) => m.mountPoint).sort((a, b) => b.length - a.length);
-    for (const p of left) await run('umount', ['-l', p]).catch(() => undefined);
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const withTmp = (fn: (dir: string) => Promise<void>): Promise<void> => withMountTmp('fs-mountinfo', fn);
 
 test('real mounts whose paths have spaces, tabs, newlines and backslashes', async () => {
   await withTmp(async (dir) => {
