@@ -6,7 +6,8 @@
  * (overlayfs's, AUFS's): the driver's walk decides it, this is what is done with what it sees.
  */
 import type { Readable } from 'node:stream';
-import { AT, S, fstatatSync } from '@graphdriver/native';
+import { AT, fstatatSync } from '@graphdriver/native';
+import { FileBytes } from '../changes/file-bytes.js';
 import type { Change } from '../driver.js';
 import { LayerTarWriter, type PackOptions } from './writer.js';
 
@@ -47,18 +48,9 @@ export async function unionChanges(walk: UnionWalk): Promise<Change[]> {
 
 /** The bytes the union's tar carries: its regular files, each inode once. */
 export async function unionFileBytes(walk: UnionWalk): Promise<number> {
-  const seen = new Set<string>();
-  let size = 0;
+  const bytes = new FileBytes();
   await walk((e) => {
-    if (e.isDir) return;
-    const st = fstatatSync(AT.FDCWD, `${e.root}/${e.rel}`, AT.SYMLINK_NOFOLLOW);
-    if ((st.mode & S.IFMT) !== S.IFREG) return;
-    if (st.nlink > 1) {
-      const key = `${st.dev}:${st.ino}`;
-      if (seen.has(key)) return;
-      seen.add(key);
-    }
-    size += st.size;
+    if (!e.isDir) bytes.add(fstatatSync(AT.FDCWD, `${e.root}/${e.rel}`, AT.SYMLINK_NOFOLLOW));
   });
-  return size;
+  return bytes.total;
 }

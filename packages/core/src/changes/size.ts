@@ -8,7 +8,8 @@
  */
 import { debuglog } from 'node:util';
 import type { Change } from '../driver.js';
-import { isRegular, lstatEntry } from './stat.js';
+import { FileBytes } from './file-bytes.js';
+import { lstatEntry } from './stat.js';
 
 const debug = debuglog('graphdriver:core');
 
@@ -19,8 +20,7 @@ export interface ChangesSizeOptions {
 /** The bytes that the adds and modifies of `changes` hold in `dir`. Entries gone meanwhile count 0. */
 export async function changesSize(dir: string, changes: readonly Change[], opts: ChangesSizeOptions = {}): Promise<number> {
   const root = dir.replace(/(.)\/+$/, '$1').replace(/^\/$/, '');
-  const seen = new Set<string>();
-  let size = 0;
+  const bytes = new FileBytes();
   let sinceYield = 0;
   for (const change of changes) {
     if (change.kind === 'delete') continue;
@@ -35,13 +35,7 @@ export async function changesSize(dir: string, changes: readonly Change[], opts:
       debug('changesSize: %s vanished', root + change.path);
       continue;
     }
-    if (!isRegular(st)) continue;
-    if (st.nlink > 1) {
-      const key = `${st.dev}:${st.ino}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
-    }
-    size += st.size;
+    bytes.add(st);
   }
-  return size;
+  return bytes.total;
 }
