@@ -10,7 +10,7 @@
  * each other's records. A layer is recorded only once it is complete: a layer the driver has and
  * this file does not is the remains of an interrupted command (or made by another program).
  */
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorCode, InvalidOptionError, LayerUnknownError, writeFileAtomic } from '@graphdriver/core';
 import { StoreError } from './errors.js';

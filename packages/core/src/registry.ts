@@ -27,7 +27,7 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { debuglog } from 'node:util';
 import type { Driver, DriverInit, DriverOptionsInput, IdMappings } from './driver.js';
 import {

@@ -7,10 +7,8 @@
  * prjquota mount fails here, this file re-runs itself inside the qemu lane (scripts/vm-lane.sh), whose
  * Debian 6.1 kernel has both.
  */
-import { execFile } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -26,7 +24,6 @@ import {
 import { FS_XFLAG, QFMT, fsGetXattr, fsSetXattr, quotaFormat, quotaGet, quotaSet, type QuotaTarget } from '../src/index.js';
 import { rejectsNative } from './helpers/tmp.js';
 
-const run = promisify(execFile);
 const MiB = 1 << 20;
 
 /** The block device mounted at `path`, from mountinfo. */
