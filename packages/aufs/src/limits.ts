@@ -24,12 +24,11 @@ import {
   errorCode,
   InvalidOptionError,
   isMountPoint,
-  isNotSupported,
+  LazyQuotaControl,
   mkfs,
   mountAt,
-  QuotaControl,
-  QuotaNotSupportedError,
   unmount,
+  type QuotaControl,
 } from '@graphdriver/core';
 import { mount } from '@graphdriver/native';
 import type { Layout } from './layout.js';
@@ -50,22 +49,20 @@ export interface BranchRoot {
 export type AppliedLimit = 'loop' | 'quota';
 
 export class LayerLimits {
-  #quota: Promise<QuotaControl> | undefined;
+  readonly #quota: LazyQuotaControl;
   /** Limited branches this process has mounted (or found mounted). */
   readonly #mounted = new Set<string>();
 
   constructor(
     private readonly layout: Layout,
     readonly method: LimitMethod,
-  ) {}
+  ) {
+    this.#quota = new LazyQuotaControl(layout.diffRoot, 'aufs');
+  }
 
   /** The project quota control of `diff/`, or the QuotaNotSupportedError that says why there is none. */
   quotaControl(): Promise<QuotaControl> {
-    this.#quota ??= QuotaControl.create(this.layout.diffRoot).catch((err: unknown) => {
-      if (isNotSupported(err)) throw err;
-      throw new QuotaNotSupportedError(`aufs: project quotas cannot be used on ${this.layout.diffRoot}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-    });
-    return this.#quota;
+    return this.#quota.control();
   }
 
   /** How a new limit is enforced here. */

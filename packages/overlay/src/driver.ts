@@ -29,6 +29,7 @@ import {
   LayerBusyError,
   LayerExistsError,
   LayerUnknownError,
+  LazyQuotaControl,
   MaxDepthError,
   mountsUnder,
   NaiveDiffDriver,
@@ -90,7 +91,6 @@ import { Mounter } from './mounter.js';
 import { isLayerMounted } from './mount-check.js';
 import { overlayOptions, type OverlayOptions } from './options.js';
 import { ProbeCache, probeIdmappedLowers, probeLowerdirPlus, probeMetacopy, probeNativeDiff, type ProbeResult } from './probes.js';
-import { LayerQuotas } from './quota.js';
 import { StagingArea } from './staging.js';
 import { checkBackingFs, checkKernelOverlay, checkMountProgram, testDirFor, type BackingFs } from './support.js';
 import { diskUsage } from './usage.js';
@@ -167,7 +167,7 @@ export class OverlayDriver
   readonly #mounter: Mounter;
   readonly #mountOptions: ParsedMountOptions;
   readonly #driverData: readonly string[];
-  readonly #quotas: LayerQuotas;
+  readonly #quotas: LazyQuotaControl;
   readonly #idMappings: IdMappings | undefined;
   readonly #userns = new UserNamespaces();
   readonly #naive: NaiveDiffDriver;
@@ -194,7 +194,7 @@ export class OverlayDriver
     this.#mountOptions = init.mountOptions;
     this.#driverData = init.driverData;
     this.#idMappings = init.idMappings;
-    this.#quotas = new LayerQuotas(init.home);
+    this.#quotas = new LazyQuotaControl(init.home, DRIVER_NAME);
     this.#naive = new NaiveDiffDriver(this, init.idMappings === undefined ? {} : { idMappings: init.idMappings });
     this.#staging = new StagingArea(this.#layout.stagingDir);
     this.#diffs = new LayerDiffs({

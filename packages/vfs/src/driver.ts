@@ -26,6 +26,7 @@ import {
   KeyedMutex,
   LayerExistsError,
   LayerUnknownError,
+  LazyQuotaControl,
   NaiveDiffDriver,
   normalizeParent,
   OperationFailedError,
@@ -54,7 +55,6 @@ import {
 import { copyTree } from './copy.js';
 import { DRIVER_NAME, hostRoot, isLayerName, Layout } from './layout.js';
 import { vfsOptions, type VfsOptions } from './options.js';
-import { LayerQuotas } from './quota.js';
 import { diskUsage } from './usage.js';
 
 const debug = debuglog('graphdriver:vfs');
@@ -69,7 +69,7 @@ export class VfsDriver
   readonly home: string;
   readonly options: VfsOptions;
   readonly #layout: Layout;
-  readonly #quotas: LayerQuotas;
+  readonly #quotas: LazyQuotaControl;
   readonly #locks = new KeyedMutex<string>();
   readonly #naive: NaiveDiffDriver;
   readonly #idMappings: IdMappings | undefined;
@@ -79,7 +79,7 @@ export class VfsDriver
     this.options = options;
     this.#idMappings = idMappings;
     this.#layout = new Layout(home, options.imagestore);
-    this.#quotas = new LayerQuotas(this.#layout.layersDir);
+    this.#quotas = new LazyQuotaControl(this.#layout.layersDir, DRIVER_NAME);
     this.#naive = new NaiveDiffDriver(this, idMappings === undefined ? {} : { idMappings });
   }
 
@@ -116,7 +116,7 @@ export class VfsDriver
       if (parentId !== undefined && from === undefined) throw new LayerUnknownError(parentId, 'parent layer');
       const staging = await mkdtemp(join(this.#layout.stagingDir, `${id}-`));
       try {
-        if (size > 0) await this.#quotas.limit(staging, size);
+        if (size > 0) await this.#quotas.limit(staging, { size });
         if (from !== undefined) {
           const stats = await copyTree(from.dir, staging);
           debug('create %s from %s: %d files (%d bytes), %d dirs, %d links', id, parentId, stats.files, stats.bytes, stats.dirs, stats.hardLinks);
