@@ -41,6 +41,7 @@ import {
   LayerUnknownError,
   mountsUnder,
   NaiveDiffDriver,
+  nearestExistingDir,
   normalizeParent,
   OperationFailedError,
   pack,
@@ -93,21 +94,6 @@ function wrap(operation: string, id: string | undefined, err: unknown): unknown 
   return new OperationFailedError(operation, id, err);
 }
 
-/** The directory the backing-filesystem check runs on: the home, or its nearest existing ancestor (moby's testdir). */
-async function testDirFor(home: string): Promise<string> {
-  let dir = home;
-  for (;;) {
-    try {
-      if ((await stat(dir)).isDirectory()) return dir;
-    } catch (err) {
-      if (errorCode(err) !== 'ENOENT') throw err;
-    }
-    const up = dirname(dir);
-    if (up === dir) return dir;
-    dir = up;
-  }
-}
-
 export class AufsDriver implements Driver, TemplateDriver, ListLayersDriver, DiffGetterDriver, DiskUsageDriver {
   readonly name = DRIVER_NAME;
   readonly home: string;
@@ -154,9 +140,9 @@ export class AufsDriver implements Driver, TemplateDriver, ListLayersDriver, Dif
       choice: options.mount_backend,
       ...(options.mount_program === undefined ? {} : { program: options.mount_program }),
       mountopt: options.mountopt,
-      home: await testDirFor(home),
+      home: await nearestExistingDir(home),
     });
-    const magic = await getFsMagic(await testDirFor(home));
+    const magic = await getFsMagic(await nearestExistingDir(home));
     const backingFs = fsNameOf(magic);
     // moby refuses aufs over aufs, btrfs and ecryptfs; btrfs only troubles the kernel's aufs
     if (magic === FsMagic.Aufs || magic === FsMagic.Ecryptfs || (magic === FsMagic.Btrfs && backend instanceof KernelAufsBackend)) {

@@ -33,6 +33,7 @@ import {
   MaxDepthError,
   mountsUnder,
   NaiveDiffDriver,
+  nearestExistingDir,
   normalizeParent,
   OperationFailedError,
   parseStorageOpt,
@@ -92,7 +93,7 @@ import { isLayerMounted } from './mount-check.js';
 import { overlayOptions, type OverlayOptions } from './options.js';
 import { ProbeCache, probeIdmappedLowers, probeLowerdirPlus, probeMetacopy, probeNativeDiff, type ProbeResult } from './probes.js';
 import { StagingArea } from './staging.js';
-import { checkBackingFs, checkKernelOverlay, checkMountProgram, testDirFor, type BackingFs } from './support.js';
+import { checkBackingFs, checkKernelOverlay, checkMountProgram, type BackingFs } from './support.js';
 import { diskUsage } from './usage.js';
 
 const debug = debuglog('graphdriver:overlay');
@@ -229,7 +230,7 @@ export class OverlayDriver
     }
     if (program !== undefined) await checkMountProgram(program);
     else await checkKernelOverlay();
-    const backingFs = await checkBackingFs(await testDirFor(home), program !== undefined);
+    const backingFs = await checkBackingFs(await nearestExistingDir(home), program !== undefined);
 
     const root = hostRoot(ctx.idMappings);
     await mkdir(home, { recursive: true, mode: 0o710 });

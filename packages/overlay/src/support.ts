@@ -15,8 +15,7 @@
  * that is a mount of its own is what counts, and a refused store leaves no directory behind).
  */
 import { closeSync, constants as fsConstants } from 'node:fs';
-import { access, readFile, stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { access, readFile } from 'node:fs/promises';
 import { FsMagic, IncompatibleFsError, PrerequisitesError, errorCode, fsNameOf, getFsMagic, supportsDType } from '@graphdriver/core';
 import { fsopen } from '@graphdriver/native';
 
@@ -25,21 +24,6 @@ export interface BackingFs {
   /** moby's name for it: `extfs`, `xfs`, `btrfs`, `tmpfs`... */
   name: string;
   supportsDType: boolean;
-}
-
-/** The directory the checks run on: the home, or its nearest existing ancestor. */
-export async function testDirFor(home: string): Promise<string> {
-  let dir = home;
-  for (;;) {
-    try {
-      if ((await stat(dir)).isDirectory()) return dir;
-    } catch (err) {
-      if (errorCode(err) !== 'ENOENT') throw err;
-    }
-    const up = dirname(dir);
-    if (up === dir) return dir;
-    dir = up;
-  }
 }
 
 /** True when /proc/filesystems lists `overlay`. */

@@ -8,3 +8,4 @@ export * from './unmount.js';
 export * from './atomic-write.js';
 export * from './mount-options.js';
 export * from './path-file-getter.js';
+export * from './existing-dir.js';
