@@ -15,6 +15,7 @@ void InitNewMount(Napi::Env env, Napi::Object exports);
 void InitLoop(Napi::Env env, Napi::Object exports);
 void InitQuota(Napi::Env env, Napi::Object exports);
 void InitDm(Napi::Env env, Napi::Object exports);
+void InitBlockdev(Napi::Env env, Napi::Object exports);
 }  // namespace gd
 
 namespace {
@@ -30,6 +31,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   gd::InitLoop(env, exports);
   gd::InitQuota(env, exports);
   gd::InitDm(env, exports);
+  gd::InitBlockdev(env, exports);
   return exports;
 }
 

@@ -71,6 +71,8 @@ export type RawBinding = Both<'openat2', [Int, PathLike, Int, OptInt, OptInt], n
     loopStatus(loopFd: Int): Promise<LoopStatus>;
     loopClear(loopFd: Int): Promise<void>;
     loopSetCapacity(loopFd: Int): Promise<void>;
+    blkDiscard(fd: Int, offset: Int, length: Int): Promise<void>;
+    blkGetSize64(fd: Int): Promise<number>;
     fsGetXattr(fd: Int): Promise<FsXattr>;
     fsSetXattr(fd: Int, xflags: OptInt, projid: OptInt): Promise<void>;
     quotaGet(target: string | Int, type: Int, id: Int): Promise<Quota>;

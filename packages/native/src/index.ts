@@ -12,5 +12,6 @@ export * from './xattr.js';
 export * from './files.js';
 export * from './mount.js';
 export * from './loop.js';
+export * from './blockdev.js';
 export * from './quota.js';
 export * from './dm.js';
