@@ -1,6 +1,6 @@
 /**
- * Running the few tools the DeviceSet needs that core's blockdev/ does not wrap (blkdiscard,
- * tune2fs, xfs_growfs with our own messages): a missing tool is a PrerequisitesError naming its
+ * Running the few tools the DeviceSet needs that core's blockdev/ does not wrap (tune2fs,
+ * xfs_growfs with our own messages): a missing tool is a PrerequisitesError naming its
  * package, a failing one an OperationFailedError carrying what it printed.
  */
 import { execFile } from 'node:child_process';
@@ -10,7 +10,6 @@ import { errorCode, OperationFailedError, PrerequisitesError } from '@graphdrive
 const debug = debuglog('graphdriver:devmapper');
 
 const PACKAGE_OF: Record<string, string> = {
-  blkdiscard: 'util-linux',
   tune2fs: 'e2fsprogs',
   'mkfs.ext4': 'e2fsprogs',
   'mkfs.xfs': 'xfsprogs',

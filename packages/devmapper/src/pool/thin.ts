@@ -10,14 +10,13 @@
  * freezes its filesystem) as moby does.
  */
 import { closeSync, existsSync } from 'node:fs';
-import { stat, statfs } from 'node:fs/promises';
+import { open, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { debuglog } from 'node:util';
 import { attachLoop, errorCode, findLoopsByBackingFile, OperationFailedError, refreshLoopCapacity, type LoopDevice } from '@graphdriver/core';
-import { dm, type DmTarget } from '@graphdriver/native';
+import { blkDiscard, blkGetSize64, dm, type DmTarget } from '@graphdriver/native';
 import type { DmSettings } from '../options.js';
-import { runTool } from '../tools.js';
 import {
   type ActiveDevice,
   type DeviceRef,
@@ -378,7 +377,17 @@ export class ThinPool implements PoolBackend {
   }
 
   async discard(active: ActiveDevice): Promise<void> {
-    await runTool('blkdiscard', [active.path], `discarding the blocks of ${active.path}`);
+    // moby's BlockDeviceDiscard: the whole device, then a flush (without it the removal that
+    // follows could meet EBUSY)
+    const device = await open(active.path, 'r+');
+    try {
+      await blkDiscard(device.fd, 0, await blkGetSize64(device.fd));
+      await device.sync();
+    } catch (err) {
+      throw new OperationFailedError(`discarding the blocks of ${active.path}`, undefined, err);
+    } finally {
+      await device.close();
+    }
   }
 
   async deactivateAll(): Promise<number> {
