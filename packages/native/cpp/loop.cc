@@ -1,6 +1,6 @@
 /*
  * Loop device ioctls: LOOP_CTL_GET_FREE, LOOP_CONFIGURE (atomic setup, 5.8+), LOOP_GET_STATUS64,
- * LOOP_CLR_FD, LOOP_SET_CAPACITY. Finding a free device, retrying when another process takes it
+ * LOOP_SET_STATUS64 (flags), LOOP_CLR_FD, LOOP_SET_CAPACITY. Finding a free device, retrying when another process takes it
  * first, and closing fds are policy and live in core's blockdev/. All Promise-based: block device
  * ioctls can wait on I/O.
  */
@@ -130,6 +130,29 @@ Napi::Value LoopStatusJs(const Napi::CallbackInfo& info) {
       });
 }
 
+// LOOP_SET_STATUS64 with only the flags changed: the status is read first, so offset and size
+// limit stay as they are. The kernel changes AUTOCLEAR (both ways) and PARTSCAN (set only) here.
+Napi::Value LoopSetFlags(const Napi::CallbackInfo& info) {
+  Args a(info);
+  int loopFd = a.Fd(0, "loopFd");
+  uint32_t flags = a.Uint32(1, "flags");
+  if (!a.ok()) return Napi::Value();
+  return Run<true>(
+      a.env(),
+      [loopFd, flags](SysError& e) {
+        struct loop_info64 li;
+        std::memset(&li, 0, sizeof li);
+        if (ioctl(loopFd, LOOP_GET_STATUS64, &li) != 0) {
+          e.Set(errno, "ioctl(LOOP_GET_STATUS64)");
+          return Nothing{};
+        }
+        li.lo_flags = flags;
+        if (ioctl(loopFd, LOOP_SET_STATUS64, &li) != 0) e.Set(errno, "ioctl(LOOP_SET_STATUS64)");
+        return Nothing{};
+      },
+      Undefined);
+}
+
 // LOOP_CLR_FD and LOOP_SET_CAPACITY: an ioctl on the loop fd with no argument.
 template <unsigned long Request>
 Napi::Value LoopSimple(const Napi::CallbackInfo& info) {
@@ -153,6 +176,7 @@ void InitLoop(Napi::Env env, Napi::Object exports) {
   exports.Set("loopGetFree", Napi::Function::New(env, LoopGetFree, "loopGetFree"));
   exports.Set("loopConfigure", Napi::Function::New(env, LoopConfigure, "loopConfigure"));
   exports.Set("loopStatus", Napi::Function::New(env, LoopStatusJs, "loopStatus"));
+  exports.Set("loopSetFlags", Napi::Function::New(env, LoopSetFlags, "loopSetFlags"));
   exports.Set("loopClear", Napi::Function::New(env, LoopSimple<LOOP_CLR_FD>, "loopClear"));
   exports.Set("loopSetCapacity", Napi::Function::New(env, LoopSimple<LOOP_SET_CAPACITY>, "loopSetCapacity"));
 

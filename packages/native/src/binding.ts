@@ -69,6 +69,7 @@ export type RawBinding = Both<'openat2', [Int, PathLike, Int, OptInt, OptInt], n
     loopGetFree(): Promise<number>;
     loopConfigure(loopFd: Int, backingFd: Int, flags: OptInt, offset: OptInt, sizeLimit: OptInt, blockSize: OptInt): Promise<void>;
     loopStatus(loopFd: Int): Promise<LoopStatus>;
+    loopSetFlags(loopFd: Int, flags: Int): Promise<void>;
     loopClear(loopFd: Int): Promise<void>;
     loopSetCapacity(loopFd: Int): Promise<void>;
     blkDiscard(fd: Int, offset: Int, length: Int): Promise<void>;

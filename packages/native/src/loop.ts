@@ -42,6 +42,13 @@ export function loopConfigure(loopFd: number, backingFd: number, opts: LoopConfi
 export const loopStatus: (loopFd: number) => Promise<LoopStatus> = binding.loopStatus;
 
 /**
+ * LOOP_SET_STATUS64 with the device's other settings kept: sets its flags to `flags`. The kernel
+ * changes only LO_FLAGS.AUTOCLEAR (both ways: clearing it takes back a LOOP_CLR_FD that waits for
+ * the last close) and LO_FLAGS.PARTSCAN (set only); the others stay as they are.
+ */
+export const loopSetFlags: (loopFd: number, flags: number) => Promise<void> = binding.loopSetFlags;
+
+/**
  * LOOP_CLR_FD: detaches the backing file. Current kernels do it at the last close of the device
  * (the caller's fd included); until then the device is in rundown and loopStatus gives ENXIO.
  */

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { LO_FLAGS, O, loopClear, loopConfigure, loopSetCapacity, loopStatus } from '../src/index.js';
+import { LO_FLAGS, O, loopClear, loopConfigure, loopSetCapacity, loopSetFlags, loopStatus } from '../src/index.js';
 import { attachLoop } from './helpers/loop.js';
 import { rejectsNative, withTmpDir } from './helpers/tmp.js';
 
@@ -93,6 +93,39 @@ test('offset and sizeLimit, loopSetCapacity after growth, explicit loopClear, EB
     }
     await waitUntil('the size-limited device is cleared', () => backing(sizeLimited.n) === undefined);
     await rejectsNative(loopStatus(0 /* stdin: not a loop device */), { code: 'ENOTTY' });
+  }));
+
+test('a LOOP_CLR_FD waiting for the last close is taken back by clearing AUTOCLEAR with loopSetFlags', () =>
+  withTmpDir('loop', async (dir) => {
+    const file = join(dir, 'img');
+    writeFileSync(file, Buffer.alloc(1 << 20));
+    const { n, fd } = await attachLoop(file, {}, O.RDWR);
+    // a second opener, as a mount would be: the clear cannot happen now and waits for the last close
+    const user = openSync(`/dev/loop${n}`, O.RDONLY | O.CLOEXEC);
+    try {
+      await loopClear(fd);
+      const pending = await loopStatus(fd);
+      assert.is(pending.flags & LO_FLAGS.AUTOCLEAR, LO_FLAGS.AUTOCLEAR, 'the clear is pending as autoclear');
+      await loopSetFlags(fd, pending.flags & ~LO_FLAGS.AUTOCLEAR);
+      const after = await loopStatus(fd);
+      assert.is(after.flags & LO_FLAGS.AUTOCLEAR, 0);
+      assert.is(after.offset, pending.offset);
+      assert.is(after.backingFile, file);
+    } finally {
+      closeSync(user);
+      closeSync(fd);
+    }
+    await sleep(200);
+    assert.is(backing(n), file, 'still bound after every user closed it: the clear was taken back');
+    const again = openSync(`/dev/loop${n}`, O.RDWR | O.CLOEXEC);
+    try {
+      await loopSetFlags(again, LO_FLAGS.AUTOCLEAR);
+      assert.is((await loopStatus(again)).flags & LO_FLAGS.AUTOCLEAR, LO_FLAGS.AUTOCLEAR, 'and set again');
+    } finally {
+      closeSync(again);
+    }
+    await waitUntil(`loop${n} is cleared at its last close`, () => backing(n) === undefined);
+    await rejectsNative(loopSetFlags(0, 0), { code: 'ENOTTY', syscall: 'ioctl(LOOP_GET_STATUS64)' });
   }));
 
 test.run();
