@@ -14,9 +14,8 @@
  * dm semantics kept: deleting an active device is EBUSY; a synchronous deactivation of a busy
  * device (one mounted, in any mount namespace: an exclusive open fails) is EBUSY; a deferred one is
  * LOOP_CLR_FD, which the kernel carries out when the last user closes the device (autoclear). Such
- * a pending removal cannot be taken back without LOOP_SET_STATUS, so a device activated again while
- * one is pending is simply held open by its new user, which keeps it until that user lets go - the
- * moment it would be deactivated anyway. Deleted images free their blocks at once, so there is no
+ * a pending removal is taken back by clearing the device's autoclear flag (LOOP_SET_STATUS64), as
+ * dm's cancel_deferred_remove does, when the device is activated again. Deleted images free their blocks at once, so there is no
  * discard before delete; on a loop-file pool the xfs is mounted with `discard` (unless
  * dm.blkdiscard=false), which hands freed blocks back to the filesystem under the loop file.
  */
@@ -42,7 +41,7 @@ import {
   refreshLoopCapacity,
   type LoopDevice,
 } from '@graphdriver/core';
-import { ficlone, loopSetCapacity, loopStatus, MNT, mount, syncfs, umount2 } from '@graphdriver/native';
+import { ficlone, LO_FLAGS, loopSetCapacity, loopSetFlags, loopStatus, MNT, mount, syncfs, umount2 } from '@graphdriver/native';
 import type { DmSettings } from '../options.js';
 import { runTool } from '../tools.js';
 import {
@@ -441,6 +440,8 @@ export class ReflinkPool implements PoolBackend {
         // held open now: it cannot be cleared and reused; make sure it is still ours
         const status = await loopStatus(fd);
         if (status.inode === st.ino) {
+          // a deferred removal pending: take it back, the device is in use again
+          if (status.flags & LO_FLAGS.AUTOCLEAR) await loopSetFlags(fd, status.flags & ~LO_FLAGS.AUTOCLEAR);
           if (grow) await loopSetCapacity(fd);
           const held = fd;
           fd = undefined;
@@ -481,8 +482,16 @@ export class ReflinkPool implements PoolBackend {
     return { exists: true, busy: isBusy(loop), deferredRemove: autoclear };
   }
 
-  async cancelDeferredRemoval(): Promise<void> {
-    // Nothing to take back without LOOP_SET_STATUS: activate() holds such a device open instead (see the top).
+  async cancelDeferredRemoval(dev: DeviceRef): Promise<void> {
+    const loop = await this.#boundLoop(dev.id);
+    if (loop === undefined) throw errnoError('ENXIO', `${dev.name} is not active`);
+    const fd = openSync(loop, fsConstants.O_RDWR);
+    try {
+      const status = await loopStatus(fd);
+      if (status.flags & LO_FLAGS.AUTOCLEAR) await loopSetFlags(fd, status.flags & ~LO_FLAGS.AUTOCLEAR);
+    } finally {
+      closeSync(fd);
+    }
   }
 
   async deviceStatus(dev: DeviceRef, size: number): Promise<DeviceStatus> {

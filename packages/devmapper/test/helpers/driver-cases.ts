@@ -242,6 +242,11 @@ function otherNamespacePut(backend: Backend): DriverCase {
           assert.equal((await mounts()).some((m) => m.mountPoint.startsWith(held.mountPoint)), false, 'no mount of it is left in this namespace');
           const st = await driver.deviceSet.deviceState('ns');
           assert.deepEqual(st, { exists: true, busy: true, deferredRemove: true }, 'the device waits for its last user (deferred removal)');
+          // a get while the removal waits takes it back (dm's cancel_deferred_remove); the next put defers it again
+          assert.equal(await readFile(join(await driver.get('ns'), 'file'), 'utf8'), 'held');
+          assert.deepEqual(await driver.deviceSet.deviceState('ns'), { exists: true, busy: true, deferredRemove: false }, 'the removal was taken back');
+          await driver.put('ns');
+          assert.deepEqual(await driver.deviceSet.deviceState('ns'), { exists: true, busy: true, deferredRemove: true }, 'deferred again by the put');
         } finally {
           await held.kill();
         }
