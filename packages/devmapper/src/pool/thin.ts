@@ -9,7 +9,7 @@
  * makes (no udev, so no /dev/mapper links). A snapshot suspends its active origin (which flushes and
  * freezes its filesystem) as moby does.
  */
-import { closeSync, existsSync } from 'node:fs';
+import { closeSync, existsSync, constants as fsConstants } from 'node:fs';
 import { open, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -378,8 +378,9 @@ export class ThinPool implements PoolBackend {
 
   async discard(active: ActiveDevice): Promise<void> {
     // moby's BlockDeviceDiscard: the whole device, then a flush (without it the removal that
-    // follows could meet EBUSY)
-    const device = await open(active.path, 'r+');
+    // follows could meet EBUSY). Opened exclusively, as blkdiscard(8) does: a device that anything
+    // has mounted or claimed (EBUSY) is never discarded.
+    const device = await open(active.path, fsConstants.O_WRONLY | fsConstants.O_EXCL);
     try {
       await blkDiscard(device.fd, 0, await blkGetSize64(device.fd));
       await device.sync();
