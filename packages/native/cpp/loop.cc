@@ -1,8 +1,8 @@
 /*
  * Loop device ioctls: LOOP_CTL_GET_FREE, LOOP_CONFIGURE (atomic setup, 5.8+), LOOP_GET_STATUS64,
- * LOOP_SET_STATUS64 (flags), LOOP_CLR_FD, LOOP_SET_CAPACITY. Finding a free device, retrying when another process takes it
- * first, and closing fds are policy and live in core's blockdev/. All Promise-based: block device
- * ioctls can wait on I/O.
+ * LOOP_SET_STATUS64 (flags), LOOP_CLR_FD, LOOP_SET_CAPACITY. Finding a free device, retrying when
+ * another process takes it first, and closing fds are policy and live in core's blockdev/. All
+ * Promise-based: block device ioctls can wait on I/O.
  */
 #include <fcntl.h>
 #include <linux/loop.h>
