@@ -23,6 +23,18 @@ export async function withRoot<T>(fn: (root: string) => Promise<T>): Promise<T> 
 export const start = async (root: string, options: string[] | Record<string, string> = []): Promise<Layer0Driver> =>
   (await init({ home: join(root, 'layer0'), root, options })) as Layer0Driver;
 
+/** A driver started on a fresh root for one test, and its cleanup() run however the test ends. */
+export async function withDriver(options: string[], fn: (d: Layer0Driver, root: string) => Promise<void>): Promise<void> {
+  await withRoot(async (root) => {
+    const d = await start(root, options);
+    try {
+      await fn(d, root);
+    } finally {
+      await d.cleanup();
+    }
+  });
+}
+
 export async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
   return p.then(
     () => undefined,

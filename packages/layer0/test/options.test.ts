@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { getDriver, isNotSupported } from '@graphdriver/core';
-import { codeOf, errorOf, loopsUnder, makeImage, mountsUnderRoot, start, withRoot } from './helpers.js';
+import { codeOf, errorOf, loopsUnder, makeImage, mountsUnderRoot, start, withDriver, withRoot } from './helpers.js';
 
 const INVALID = 'ERR_GRAPHDRIVER_INVALID_OPTION';
 
@@ -68,57 +68,47 @@ test('options: overlay.* and overlay2.* keys reach the wrapped overlay driver; t
 });
 
 test('storageOpt: bad volume names, inode limits on volumes, volumes of read-only layers and unknown keys are typed errors; nothing is left', async () => {
-  await withRoot(async (root) => {
-    const d = await start(root, ['layer0.volume_size=64M']);
-    try {
-      await makeImage(d);
-      const volumes = join(root, 'layer0', 'volumes', 'loopback');
-      const before = await readdir(volumes);
-      for (const [what, p, key] of [
-        ['a volume name with a slash', d.createReadWrite('x', 'img', { storageOpt: { volume: '../escape' } }), 'volume'],
-        ['an empty volume name', d.createReadWrite('x', 'img', { storageOpt: { volume: '' } }), 'volume'],
-        ['an inode limit on a volume', d.createReadWrite('x', 'img', { storageOpt: { volume: 'v', inodes: '100' } }), 'inodes'],
-        ['an inode limit on a container layer', d.createReadWrite('x', 'x-init', { storageOpt: { inodes: '100' } }), 'inodes'],
-        ['a volume for a read-only layer', d.create('x', 'img', { storageOpt: { volume: 'v' } }), 'volume'],
-        ['an unknown key', d.createReadWrite('x', 'img', { storageOpt: { bogus: '1' } }), 'bogus'],
-        ['a bad size', d.createReadWrite('x', 'img', { storageOpt: { volume: 'v', size: 'big' } }), 'size'],
-        ['a loopback volume below 16 MiB', d.createReadWrite('x', 'img', { storageOpt: { volume: 'v', size: '1M' } }), 'size'],
-      ] as const) {
-        const err = await errorOf(p);
-        assert.is(err.code, INVALID, `${what}: ${err.message}`);
-        assert.is(err.key, key, `${what} names ${key}`);
-      }
-      assert.is(await d.exists('x'), false);
-      assert.equal(await readdir(volumes), before, 'no volume was made');
-      assert.equal((await mountsUnderRoot(root)).length, 0);
-      assert.equal(await loopsUnder(root), []);
-      assert.is(await codeOf(d.createReadWrite('x', 'missing', { storageOpt: { volume: 'v' } })), 'ERR_GRAPHDRIVER_LAYER_UNKNOWN', 'a missing parent');
-      assert.equal(await readdir(volumes), before, 'no volume for a layer that cannot be made');
-      await d.createReadWrite('x', 'img', { storageOpt: { volume: 'v' } });
-      assert.is(await codeOf(d.createReadWrite('x', 'img', { storageOpt: { volume: 'w' } })), 'ERR_GRAPHDRIVER_LAYER_EXISTS');
-      assert.is(await codeOf(d.createReadWrite('x', 'img')), 'ERR_GRAPHDRIVER_LAYER_EXISTS', 'not as a plain layer either');
-    } finally {
-      await d.cleanup();
+  await withDriver(['layer0.volume_size=64M'], async (d, root) => {
+    await makeImage(d);
+    const volumes = join(root, 'layer0', 'volumes', 'loopback');
+    const before = await readdir(volumes);
+    for (const [what, p, key] of [
+      ['a volume name with a slash', d.createReadWrite('x', 'img', { storageOpt: { volume: '../escape' } }), 'volume'],
+      ['an empty volume name', d.createReadWrite('x', 'img', { storageOpt: { volume: '' } }), 'volume'],
+      ['an inode limit on a volume', d.createReadWrite('x', 'img', { storageOpt: { volume: 'v', inodes: '100' } }), 'inodes'],
+      ['an inode limit on a container layer', d.createReadWrite('x', 'x-init', { storageOpt: { inodes: '100' } }), 'inodes'],
+      ['a volume for a read-only layer', d.create('x', 'img', { storageOpt: { volume: 'v' } }), 'volume'],
+      ['an unknown key', d.createReadWrite('x', 'img', { storageOpt: { bogus: '1' } }), 'bogus'],
+      ['a bad size', d.createReadWrite('x', 'img', { storageOpt: { volume: 'v', size: 'big' } }), 'size'],
+      ['a loopback volume below 16 MiB', d.createReadWrite('x', 'img', { storageOpt: { volume: 'v', size: '1M' } }), 'size'],
+    ] as const) {
+      const err = await errorOf(p);
+      assert.is(err.code, INVALID, `${what}: ${err.message}`);
+      assert.is(err.key, key, `${what} names ${key}`);
     }
+    assert.is(await d.exists('x'), false);
+    assert.equal(await readdir(volumes), before, 'no volume was made');
+    assert.equal((await mountsUnderRoot(root)).length, 0);
+    assert.equal(await loopsUnder(root), []);
+    assert.is(await codeOf(d.createReadWrite('x', 'missing', { storageOpt: { volume: 'v' } })), 'ERR_GRAPHDRIVER_LAYER_UNKNOWN', 'a missing parent');
+    assert.equal(await readdir(volumes), before, 'no volume for a layer that cannot be made');
+    await d.createReadWrite('x', 'img', { storageOpt: { volume: 'v' } });
+    assert.is(await codeOf(d.createReadWrite('x', 'img', { storageOpt: { volume: 'w' } })), 'ERR_GRAPHDRIVER_LAYER_EXISTS');
+    assert.is(await codeOf(d.createReadWrite('x', 'img')), 'ERR_GRAPHDRIVER_LAYER_EXISTS', 'not as a plain layer either');
   });
 });
 
 test('the dir volume driver has no size limit: asking for one is "quota not supported"', async () => {
-  await withRoot(async (root) => {
-    const d = await start(root, ['layer0.volume_driver=dir']);
-    try {
-      await makeImage(d);
-      const err = await errorOf(d.createReadWrite('x', 'img', { storageOpt: { volume: 'v', size: '10M' } }));
-      assert.is(err.code, 'ERR_GRAPHDRIVER_QUOTA_NOT_SUPPORTED', err.message);
-      assert.ok(isNotSupported(err));
-      assert.is(await d.exists('x'), false);
-      const sized = await errorOf(start(root, ['layer0.volume_driver=dir', 'layer0.volume_size=1G']));
-      assert.is(sized.code, 'ERR_GRAPHDRIVER_QUOTA_NOT_SUPPORTED', 'volume_size with the dir driver is refused at start');
-      await stat(join(root, 'layer0', 'volumes', 'dir', 'data'));
-      assert.equal(await readdir(join(root, 'layer0', 'volumes', 'dir', 'data')), []);
-    } finally {
-      await d.cleanup();
-    }
+  await withDriver(['layer0.volume_driver=dir'], async (d, root) => {
+    await makeImage(d);
+    const err = await errorOf(d.createReadWrite('x', 'img', { storageOpt: { volume: 'v', size: '10M' } }));
+    assert.is(err.code, 'ERR_GRAPHDRIVER_QUOTA_NOT_SUPPORTED', err.message);
+    assert.ok(isNotSupported(err));
+    assert.is(await d.exists('x'), false);
+    const sized = await errorOf(start(root, ['layer0.volume_driver=dir', 'layer0.volume_size=1G']));
+    assert.is(sized.code, 'ERR_GRAPHDRIVER_QUOTA_NOT_SUPPORTED', 'volume_size with the dir driver is refused at start');
+    await stat(join(root, 'layer0', 'volumes', 'dir', 'data'));
+    assert.equal(await readdir(join(root, 'layer0', 'volumes', 'dir', 'data')), []);
   });
 });
 

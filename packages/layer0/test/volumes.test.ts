@@ -30,7 +30,7 @@ import {
   type VolumeQuery,
   type VolumeSpec,
 } from '../src/index.js';
-import { codeOf, errorOf, loopsUnder, makeContainer, makeImage, mountsUnderRoot, readIn, removeContainer, start, withRoot, writeIn } from './helpers.js';
+import { codeOf, errorOf, loopsUnder, makeContainer, makeImage, mountsUnderRoot, readIn, removeContainer, start, withDriver, withRoot, writeIn } from './helpers.js';
 
 const MiB = 1024 * 1024;
 
@@ -156,21 +156,16 @@ test('dir: a volume is a directory, bind-mounted; where it is mounted is read fr
 });
 
 test('layer0 on the dir volume driver: a container layer in a bind-mounted directory, back after remove + re-create', async () => {
-  await withRoot(async (root) => {
-    const d = await start(root, ['layer0.volume_driver=dir']);
-    try {
-      await makeImage(d);
-      await makeContainer(d, 'c');
-      assert.is(d.volumeOf('c')?.driver, 'dir');
-      await writeIn(d, 'c', 'f', Buffer.alloc(40 * MiB, 1));
-      await removeContainer(d, 'c');
-      assert.equal(await mountsUnderRoot(root), []);
-      assert.is((await stat(join(root, 'layer0', 'volumes', 'dir', 'data', 'img', 'upper', 'f'))).size, 40 * MiB, 'the upper waits in the volume directory');
-      await makeContainer(d, 'c');
-      assert.is((await readIn(d, 'c', 'f'))?.length, 40 * MiB);
-    } finally {
-      await d.cleanup();
-    }
+  await withDriver(['layer0.volume_driver=dir'], async (d, root) => {
+    await makeImage(d);
+    await makeContainer(d, 'c');
+    assert.is(d.volumeOf('c')?.driver, 'dir');
+    await writeIn(d, 'c', 'f', Buffer.alloc(40 * MiB, 1));
+    await removeContainer(d, 'c');
+    assert.equal(await mountsUnderRoot(root), []);
+    assert.is((await stat(join(root, 'layer0', 'volumes', 'dir', 'data', 'img', 'upper', 'f'))).size, 40 * MiB, 'the upper waits in the volume directory');
+    await makeContainer(d, 'c');
+    assert.is((await readIn(d, 'c', 'f'))?.length, 40 * MiB);
   });
 });
 
