@@ -20,11 +20,9 @@ import { fileURLToPath } from 'node:url';
 import { isMountPoint } from '@graphdriver/core';
 import { conformance, runCases, type Case, type Report } from '@graphdriver/graphtest';
 import {
+  finishLaneReports,
   inVmLane,
-  printCaseLines,
-  printReportLines,
   runReportInVmLane,
-  totalsOf,
   withScratchFs,
   writeZerosWithoutSysResource,
   type ScratchFsOptions,
@@ -94,10 +92,7 @@ async function inGuest(): Promise<number> {
       output: null,
     }),
   );
-  printCaseLines(reports);
-  const total = totalsOf(reports);
-  printReportLines(LABEL, total);
-  return total.failed === 0 && total.skipped === 0 ? 0 : 1;
+  return finishLaneReports(LABEL, reports);
 }
 
 async function onHost(): Promise<number> {

@@ -17,7 +17,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { conformance, runCases, type Report } from '@graphdriver/graphtest';
-import { inVmLane, printCaseLines, printReportLines, runReportInVmLane, totalsOf, withScratchFs } from '@graphdriver/testkit';
+import { finishLaneReports, inVmLane, runReportInVmLane, withScratchFs } from '@graphdriver/testkit';
 import { init, type Layer0Driver } from '../src/index.js';
 import { loopsUnder, mountsUnderRoot, withRoot } from './helpers.js';
 import { onVolumes } from './on-volumes.js';
@@ -75,11 +75,7 @@ async function inGuest(): Promise<number> {
       output: null,
     }),
   );
-  printCaseLines(reports);
-  const total = totalsOf(reports);
-  printReportLines(LABEL, total);
-  // nothing may skip here: this is where the host's skips run for real
-  return total.failed === 0 && total.skipped === 0 ? 0 : 1;
+  return finishLaneReports(LABEL, reports);
 }
 
 async function onHost(): Promise<number> {

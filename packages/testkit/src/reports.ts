@@ -43,3 +43,15 @@ export function printReportLines(label: string, t: Totals): void {
   console.log(`${label}: ${t.passed} passed, ${t.failed} failed, ${t.skipped} skipped`);
   printUvuTotals(t);
 }
+
+/**
+ * The end of a lane script in the guest: every case's line and the closing line for `label`.
+ * Returns the exit code: 0 only when nothing failed and nothing skipped - the lane is where the
+ * host's skips run for real.
+ */
+export function finishLaneReports(label: string, reports: readonly ReportLike[]): number {
+  printCaseLines(reports);
+  const total = totalsOf(reports);
+  printReportLines(label, total);
+  return total.failed === 0 && total.skipped === 0 ? 0 : 1;
+}
