@@ -34,6 +34,7 @@ import {
   fsNameOf,
   getFsMagic,
   GraphDriverError,
+  hostRoot,
   IncompatibleFsError,
   InvalidOptionError,
   KeyedMutex,
@@ -78,7 +79,7 @@ import { chooseBackend, type MountBackend } from './backend.js';
 import { hasFuseWorkdir, normalizeBranch, type NormalizeReport } from './branch.js';
 import { walkMerged } from './merged.js';
 import { KernelAufsBackend } from './kernel-aufs.js';
-import { assertNotReserved, DRIVER_NAME, hostRoot, Layout, REMOVING_SUFFIX, ROOT_MODE } from './layout.js';
+import { assertNotReserved, DRIVER_NAME, Layout, REMOVING_SUFFIX, ROOT_MODE } from './layout.js';
 import { LayerLimits, type BranchRoot } from './limits.js';
 import { aufsOptions, splitMountopt, type AufsOptions } from './options.js';
 import { branchDiffSize, diskUsage } from './usage.js';

@@ -16,7 +16,7 @@
 import { closeSync, lstatSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync, fsyncSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { errorCode, InvalidLayerIdError, isValidLayerId, type IdMappings } from '@graphdriver/core';
+import { errorCode, InvalidLayerIdError, isValidLayerId } from '@graphdriver/core';
 
 export const DRIVER_NAME = 'aufs';
 export const DIFF_DIR = 'diff';
@@ -155,15 +155,4 @@ export function parseLayersFile(text: string): string[] {
 /** A layers file's text: every id followed by a newline (Go's fmt.Fprintln), nothing for no parent. */
 export function formatLayersFile(parents: readonly string[]): string {
   return parents.map((p) => `${p}\n`).join('');
-}
-
-/** The host uid/gid that container root maps to (0/0 without mappings): owner of a new layer's root. */
-export function hostRoot(mappings: IdMappings | undefined): { uid: number; gid: number } {
-  const find = (maps: IdMappings['uidMap'] | undefined): number => {
-    if (maps === undefined || maps.length === 0) return 0;
-    const m = maps.find((r) => r.containerId <= 0 && 0 < r.containerId + r.size);
-    if (m === undefined) throw new RangeError('the id mappings do not map container root (0)');
-    return m.hostId - m.containerId;
-  };
-  return { uid: find(mappings?.uidMap), gid: find(mappings?.gidMap) };
 }

@@ -1,6 +1,7 @@
 /** @graphdriver/core public surface: re-exports only. */
 export * from './errors.js';
 export * from './id.js';
+export * from './host-root.js';
 export * from './driver.js';
 export * from './fs/index.js';
 export * from './registry.js';

@@ -16,6 +16,7 @@ import type { Readable } from 'node:stream';
 import { debuglog } from 'node:util';
 import {
   errorCode,
+  hostRoot,
   isMountPoint,
   KeyedMutex,
   LayerUnknownError,
@@ -56,17 +57,6 @@ export interface DevmapperStartExtras {
   deletionSweepMs?: number;
   /** Tries of a synchronous deactivation of a busy device, 100 ms apart (default 200). */
   removeRetries?: number;
-}
-
-/** The host uid/gid container root maps to (0/0 without mappings). */
-function hostRoot(mappings: IdMappings | undefined): { uid: number; gid: number } {
-  const find = (maps: IdMappings['uidMap'] | undefined): number => {
-    if (maps === undefined || maps.length === 0) return 0;
-    const m = maps.find((r) => r.containerId <= 0 && 0 < r.containerId + r.size);
-    if (m === undefined) throw new RangeError('the id mappings do not map container root (0)');
-    return m.hostId - m.containerId;
-  };
-  return { uid: find(mappings?.uidMap), gid: find(mappings?.gidMap) };
 }
 
 async function mkdirOwned(path: string, owner: { uid: number; gid: number }): Promise<void> {

@@ -25,6 +25,7 @@ import {
   canonicalMountPath,
   errorCode,
   GraphDriverError,
+  hostRoot,
   InvalidOptionError,
   isValidLayerId,
   KeyedMutex,
@@ -58,7 +59,7 @@ import {
   type StagedDiff,
   type TemplateDriver,
 } from '@graphdriver/core';
-import { hostRoot, OverlayDriver } from '@graphdriver/overlay';
+import { OverlayDriver } from '@graphdriver/overlay';
 import { containerOfInit, DRIVER_NAME, Layer0Layout } from './layout.js';
 import { baseVolumeName, CONTAINER_LABEL, isNamedAfter, nextFreeVolumeName, volumeLabels } from './naming.js';
 import { layer0Options, parseLayerStorageOpt, splitOptions, volumeDriverOptions, type Layer0Options, type LayerStorageOpts } from './options.js';

@@ -24,6 +24,7 @@ import { debuglog } from 'node:util';
 import {
   errorCode,
   GraphDriverError,
+  hostRoot,
   InvalidOptionError,
   KeyedMutex,
   LayerBusyError,
@@ -122,17 +123,6 @@ type Plan =
   | { kind: 'direct' }
   | { kind: 'bind'; readOnly: boolean }
   | { kind: 'overlay'; lowers: string[]; readOnly: boolean };
-
-/** The host uid/gid container root maps to (0/0 without mappings). */
-export function hostRoot(mappings: IdMappings | undefined): { uid: number; gid: number } {
-  const find = (maps: IdMappings['uidMap'] | undefined): number => {
-    if (maps === undefined || maps.length === 0) return 0;
-    const m = maps.find((r) => r.containerId <= 0 && 0 < r.containerId + r.size);
-    if (m === undefined) throw new InvalidOptionError('idMappings', 'the id mappings do not map container root (0)');
-    return m.hostId - m.containerId;
-  };
-  return { uid: find(mappings?.uidMap), gid: find(mappings?.gidMap) };
-}
 
 function wrap(operation: string, id: string | undefined, err: unknown): unknown {
   if (err instanceof GraphDriverError) return err;

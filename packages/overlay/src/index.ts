@@ -1,5 +1,5 @@
 /** @graphdriver/overlay public surface: re-exports only. `init` and `name` follow core's driver package convention. */
-export { init, name, OverlayDriver, ROOT_MODE, hostRoot, type OverlayFeatures } from './driver.js';
+export { init, name, OverlayDriver, ROOT_MODE, type OverlayFeatures } from './driver.js';
 export { overlayOptions, MOUNT_APIS, type MountApi, type OverlayOptions } from './options.js';
 export { generateLinkId, isLinkName, LINK_ID_LENGTH } from './link-id.js';
 export { repairLinks, type LinkRepairReport } from './links.js';

@@ -22,6 +22,7 @@ import { debuglog } from 'node:util';
 import {
   errorCode,
   getFsName,
+  hostRoot,
   InvalidOptionError,
   KeyedMutex,
   LayerExistsError,
@@ -53,7 +54,7 @@ import {
   type TemplateDriver,
 } from '@graphdriver/core';
 import { copyTree } from './copy.js';
-import { DRIVER_NAME, hostRoot, isLayerName, Layout } from './layout.js';
+import { DRIVER_NAME, isLayerName, Layout } from './layout.js';
 import { vfsOptions, type VfsOptions } from './options.js';
 import { diskUsage } from './usage.js';
 

@@ -7,7 +7,7 @@
  */
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { errorCode, isValidLayerId, type IdMappings } from '@graphdriver/core';
+import { errorCode, isValidLayerId } from '@graphdriver/core';
 
 export const DRIVER_NAME = 'vfs';
 
@@ -58,15 +58,4 @@ function isDirectory(path: string): boolean {
 /** Whether a name under `<home>/dir` is a layer (ids are validated; anything else is not ours). */
 export function isLayerName(name: string): boolean {
   return isValidLayerId(name);
-}
-
-/** The host uid/gid that container root maps to (0/0 without mappings), owner of a new layer's root. */
-export function hostRoot(mappings: IdMappings | undefined): { uid: number; gid: number } {
-  const find = (maps: IdMappings['uidMap'] | undefined): number => {
-    if (maps === undefined || maps.length === 0) return 0;
-    const m = maps.find((r) => r.containerId <= 0 && 0 < r.containerId + r.size);
-    if (m === undefined) throw new RangeError('the id mappings do not map container root (0)');
-    return m.hostId - m.containerId;
-  };
-  return { uid: find(mappings?.uidMap), gid: find(mappings?.gidMap) };
 }
